@@ -1,0 +1,92 @@
+"""LSP-style content changes, converted to and from operations in one place.
+
+A client speaks in ``contentChanges`` as LSP's ``textDocument/didChange`` does: a list of
+``{range, text}`` replacements in its negotiated encoding, applied one after the other (each
+range refers to the text as the previous changes left it); a change without a range replaces the
+whole text. The server speaks to clients the same way, so a client only ever applies
+replacements and never transforms anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codesphere.core.errors import InvalidChange
+from codesphere.core.operation import TextOperation
+from codesphere.core.positions import Encoding, Position, offset_at, position_at
+
+
+@dataclass(frozen=True, slots=True)
+class ContentChange:
+    """Replace ``range`` (``None``: the whole text) with ``text``."""
+
+    range: tuple[Position, Position] | None
+    text: str
+
+
+def check_text(text: str) -> None:
+    """Refuse text that canonical documents cannot hold.
+
+    Raises:
+        InvalidChange: ``text`` has a carriage return (clients send ``\\n`` line ends and keep
+            the document's EOL style at their edge) or a lone surrogate (not Unicode text).
+    """
+    if "\r" in text:
+        raise InvalidChange("text must use \\n line ends (found \\r)")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidChange("text contains a lone surrogate") from None
+
+
+def changes_to_op(
+    view: str, changes: list[ContentChange], encoding: Encoding
+) -> tuple[TextOperation, str]:
+    """Turn a client's changes, made on its ``view`` of the text, into one operation.
+
+    Returns:
+        The operation and the client's view after it.
+
+    Raises:
+        PositionError: a position does not exist in the text it refers to.
+        InvalidChange: a range ends before it starts, or the text is not allowed.
+    """
+    op: TextOperation | None = None
+    text = view
+    for change in changes:
+        check_text(change.text)
+        if change.range is None:
+            start, end = 0, len(text)
+        else:
+            (sl, sc), (el, ec) = change.range
+            start = offset_at(text, sl, sc, encoding)
+            end = start if (el, ec) == (sl, sc) else offset_at(text, el, ec, encoding)
+            if end < start:
+                raise InvalidChange("range end is before its start")
+        step = TextOperation.splice(len(text), start, text[start:end], change.text)
+        text = text[:start] + change.text + text[end:]
+        op = step if op is None else op.compose(step)
+    if op is None:
+        op = TextOperation.identity(len(view))
+    return op, text
+
+
+def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[ContentChange]:
+    """Express ``op`` (which applies to ``base``) as content changes in ``encoding``.
+
+    The changes are listed from the end of the text to its start, so each one's range is valid
+    both in ``base`` and in the text the previous changes produced.
+    """
+    out: list[ContentChange] = []
+    for offset, deleted, inserted in op.splices():
+        start = position_at(base, offset, encoding)
+        end = position_at(base, offset + len(deleted), encoding) if deleted else start
+        out.append(ContentChange((start, end), inserted))
+    out.reverse()
+    return out
+
+
+def apply_changes(text: str, changes: list[ContentChange], encoding: Encoding) -> str:
+    """Apply content changes to ``text`` the way a client does (used by clients and tests)."""
+    return changes_to_op(text, changes, encoding)[1]

@@ -1,0 +1,109 @@
+"""A document: canonical text, its revision, and the recent part of its op log.
+
+Revision ``r`` is the text after ``r`` operations. The log entry for revision ``r`` holds the
+operation that turned revision ``r - 1`` into ``r``, who made it and when (the caller supplies
+the time: the core has no clock). The whole history lives in storage; in memory a document keeps
+a window of recent entries, enough to move late edits forward and to rebuild recent texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codesphere.core.errors import OperationError, ResyncRequired
+from codesphere.core.operation import TextOperation
+
+#: Entries kept in memory per document by default.
+DEFAULT_WINDOW = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One committed operation."""
+
+    revision: int  # the revision this operation produces
+    author: str
+    timestamp: float
+    op: TextOperation
+
+
+def normalize_eol(text: str) -> tuple[str, str]:
+    """Return ``text`` with ``\\n`` line ends and the style it mostly used (``\\n``/``\\r\\n``)."""
+    crlf = text.count("\r\n")
+    if "\r" not in text:
+        return text, "\n"
+    lf = text.count("\n") - crlf
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    return normalized, ("\r\n" if crlf > lf else "\n")
+
+
+class Document:
+    """Canonical text plus the recent op log.
+
+    Args:
+        text: the text at ``revision``; must already use ``\\n`` line ends.
+        revision: its revision.
+        eol: the line-end style files of this document are written with on disk.
+        window: how many recent log entries to keep in memory.
+    """
+
+    __slots__ = ("_first", "_log", "eol", "revision", "text", "window")
+
+    def __init__(
+        self, text: str = "", revision: int = 0, eol: str = "\n", window: int = DEFAULT_WINDOW
+    ) -> None:
+        if "\r" in text:
+            raise OperationError("document text must use \\n line ends")
+        self.text = text
+        self.revision = revision
+        self.eol = eol
+        self.window = max(1, window)
+        self._log: list[LogEntry] = []
+        self._first = revision + 1  # revision produced by _log[0]
+
+    def commit(self, op: TextOperation, author: str, timestamp: float) -> LogEntry:
+        """Apply ``op`` to the head and record it; returns the new log entry."""
+        self.text = op.apply(self.text)
+        self.revision += 1
+        entry = LogEntry(self.revision, author, timestamp, op)
+        log = self._log
+        log.append(entry)
+        if len(log) > 2 * self.window:
+            drop = len(log) - self.window
+            del log[:drop]
+            self._first += drop
+        return entry
+
+    def replay(self, entry: LogEntry) -> None:
+        """Re-apply a stored entry at start-up (it must be the next revision)."""
+        if entry.revision != self.revision + 1:
+            raise OperationError(f"replay of revision {entry.revision} at {self.revision}")
+        self.commit(entry.op, entry.author, entry.timestamp)
+
+    @property
+    def oldest_available(self) -> int:
+        """The oldest revision from which :meth:`entries_since` can still answer."""
+        return self._first - 1
+
+    def entries_since(self, revision: int) -> list[LogEntry]:
+        """Log entries after ``revision`` up to the head.
+
+        Raises:
+            ResyncRequired: ``revision`` is older than the in-memory window.
+        """
+        if revision < self._first - 1:
+            raise ResyncRequired(
+                f"revision {revision} is too far behind (oldest kept: {self._first - 1})"
+            )
+        return self._log[revision - self._first + 1 :]
+
+    def ops_since(self, revision: int) -> list[TextOperation]:
+        """Operations taking ``revision`` to the head."""
+        return [e.op for e in self.entries_since(revision)]
+
+    def text_at(self, revision: int) -> str:
+        """The text as it was at ``revision`` (rebuilt backwards from the head)."""
+        text = self.text
+        for entry in reversed(self.entries_since(revision)):
+            text = entry.op.invert().apply(text)
+        return text

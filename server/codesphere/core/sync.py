@@ -1,0 +1,231 @@
+"""The sync engine of one document: its text, its log, and a bridge per client.
+
+Clients never transform. The rule they follow (protocol.md, "The revision rule"):
+
+* a client keeps the revision ``rev`` it is at, and names it as ``base`` in every edit;
+* it applies a server edit labelled ``r`` only when it has no unacknowledged edit of its own
+  and ``r == rev + 1``; otherwise it drops it;
+* the acknowledgement of an edit carries a *catch-up*: the changes that take the client's text
+  (with that edit) to the committed revision. It applies them — and moves to that revision —
+  only if it has no other unacknowledged edit; otherwise it drops them too.
+
+So the server edit that every in-sync client receives is the committed operation itself: the
+same bytes for all, encoded once per position encoding. Everything a client dropped, the bridge
+re-sends folded into the next catch-up.
+
+What the bridge knows about a client when an edit with ``base`` arrives::
+
+    base >= label:  the client applied the last catch-up (if any) and the server edits up to
+                    ``base``, and nothing else. Its view is the text at ``base``; the edits it
+                    has not seen are the log after ``base``.
+
+    base <  label:  the client still had an edit in flight when the last acknowledgement came,
+                    so it dropped that catch-up and everything since; ``base`` is the same as in
+                    its previous edit. Its view is ``view_text`` (its text after that edit);
+                    the unseen edits are ``catch_up`` followed by the log after ``label``.
+
+         view ──── client's edit E ────▶ view·E
+          │                                 │
+     U = unseen edits                  U' (next catch-up)
+          ▼                                 ▼
+        head ────────── E' ──────────▶ head + 1      (U', E') = transform(U, E)
+
+What a bridge keeps is bounded: one composed catch-up and one text. A client whose ``base`` is
+older than the document's in-memory window gets :class:`ResyncRequired` instead of an ever
+longer re-send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codesphere.core.changes import ContentChange, changes_to_op, op_to_changes
+from codesphere.core.document import Document, LogEntry
+from codesphere.core.errors import PositionError, ResyncRequired, RevisionError, SyncError
+from codesphere.core.operation import TextOperation, compose_all, transform, transform_offset
+from codesphere.core.positions import Encoding, Position, offset_at, position_at
+
+#: A selection as code-point offsets ``(anchor, active)``; the cursor is at ``active``.
+Selection = tuple[int, int]
+
+
+@dataclass(slots=True)
+class Bridge:
+    """What the server knows of one client's view of one document."""
+
+    encoding: Encoding
+    opened_at: int
+    label: int  # the revision the client reaches by applying ``catch_up``
+    view_text: str  # the client's text after its last edit (meaningful while base < label)
+    catch_up: TextOperation | None = None  # view_text -> text at ``label``; None: nothing
+    last_base: int = -1  # the base named by the client's last edit
+    broken: str | None = None  # why the client must re-open before editing again
+    selections: list[Selection] = field(default_factory=list)  # offsets at head
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The result of a committed edit."""
+
+    entry: LogEntry
+    base_text: str  # the head text before the commit, for converting ``entry.op``
+    catch_up: list[ContentChange]  # in the author's encoding
+
+
+class DocumentSync:
+    """Orders the edits of one document and keeps every open client's bridge.
+
+    Args:
+        document: the document, at its head.
+        max_lag: the most server edits an edit may be behind before a resync is asked for.
+    """
+
+    def __init__(self, document: Document, max_lag: int = 2048) -> None:
+        self.doc = document
+        self.max_lag = min(max_lag, document.window)
+        self.bridges: dict[str, Bridge] = {}
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self, client: str, encoding: Encoding) -> tuple[str, int]:
+        """(Re)open the document for ``client``; returns the text and its revision."""
+        doc = self.doc
+        old = self.bridges.get(client)
+        self.bridges[client] = Bridge(
+            encoding,
+            opened_at=doc.revision,
+            label=doc.revision,
+            view_text=doc.text,
+            selections=old.selections if old else [],
+        )
+        return doc.text, doc.revision
+
+    def close(self, client: str) -> None:
+        """Forget ``client``'s bridge (closing twice is harmless)."""
+        self.bridges.pop(client, None)
+
+    def is_open(self, client: str) -> bool:
+        """Whether ``client`` has the document open."""
+        return client in self.bridges
+
+    # -- edits -----------------------------------------------------------------------------
+
+    def _bridge(self, client: str) -> Bridge:
+        bridge = self.bridges.get(client)
+        if bridge is None:
+            raise ResyncRequired("the document is not open on this connection")
+        return bridge
+
+    def _view(self, bridge: Bridge, base: int) -> tuple[str, list[TextOperation]]:
+        """The client's view at ``base`` and the operations it has not seen, in order."""
+        doc = self.doc
+        if base > doc.revision:
+            raise RevisionError(f"revision {base} is ahead of the document ({doc.revision})")
+        if base < bridge.opened_at:
+            raise RevisionError(f"revision {base} is older than the open ({bridge.opened_at})")
+        if doc.revision - base > self.max_lag:
+            raise ResyncRequired(f"revision {base} is too far behind ({doc.revision})")
+        if base >= bridge.label:
+            view = doc.text if base == doc.revision else doc.text_at(base)
+            return view, doc.ops_since(base)
+        if base != bridge.last_base:
+            raise RevisionError(
+                f"revision {base} was never this client's revision (expected {bridge.last_base}"
+                f" or at least {bridge.label})"
+            )
+        unseen = doc.ops_since(bridge.label)
+        if bridge.catch_up is not None:
+            unseen.insert(0, bridge.catch_up)
+        return bridge.view_text, unseen
+
+    def change(
+        self, client: str, base: int, changes: list[ContentChange], timestamp: float
+    ) -> Ack:
+        """Commit a client's edit made on its view at ``base``.
+
+        Raises:
+            SyncError: the edit is refused and the document is unchanged. Unless it is a
+                plain position or text error caught before anything was decided, the bridge
+                now requires a resync: the client's later edits build on this refused one.
+        """
+        bridge = self._bridge(client)
+        if bridge.broken is not None:
+            raise ResyncRequired(bridge.broken)
+        try:
+            view, unseen = self._view(bridge, base)
+            op, new_view = changes_to_op(view, changes, bridge.encoding)
+        except SyncError as exc:
+            bridge.broken = f"an earlier edit was refused: {exc}"
+            raise
+        doc = self.doc
+        if unseen:
+            catch_up, committed = transform(compose_all(unseen, len(view)), op)
+        else:
+            catch_up, committed = TextOperation.identity(len(new_view)), op
+        base_text = doc.text
+        entry = doc.commit(committed, client, timestamp)
+        bridge.last_base = base
+        bridge.label = entry.revision
+        if catch_up.is_noop():
+            bridge.catch_up = None
+            bridge.view_text = doc.text
+            catch_up_changes: list[ContentChange] = []
+        else:
+            bridge.catch_up = catch_up
+            bridge.view_text = new_view
+            catch_up_changes = op_to_changes(catch_up, new_view, bridge.encoding)
+        self._move_selections(entry.op, author=client)
+        return Ack(entry, base_text, catch_up_changes)
+
+    # -- presence --------------------------------------------------------------------------
+
+    def _move_selections(self, op: TextOperation, author: str) -> None:
+        for name, bridge in self.bridges.items():
+            if bridge.selections:
+                own = name == author
+                bridge.selections = [
+                    (
+                        transform_offset(op, a, before_inserts=not own),
+                        transform_offset(op, b, before_inserts=not own),
+                    )
+                    for a, b in bridge.selections
+                ]
+
+    def set_selections(
+        self, client: str, base: int, selections: list[tuple[Position, Position]]
+    ) -> list[Selection]:
+        """Record a client's selections, given in its encoding at ``base``; offsets at head.
+
+        Raises:
+            SyncError: a position or revision is wrong; nothing is recorded.
+        """
+        bridge = self._bridge(client)
+        view, unseen = self._view(bridge, base)
+        enc = bridge.encoding
+        offsets = [
+            (offset_at(view, *anchor, enc), offset_at(view, *active, enc))
+            for anchor, active in selections
+        ]
+        for op in unseen:
+            offsets = [
+                (transform_offset(op, a, before_inserts=True), transform_offset(op, b))
+                for a, b in offsets
+            ]
+        if any(not (0 <= a <= len(self.doc.text) and 0 <= b <= len(self.doc.text))
+               for a, b in offsets):
+            raise PositionError("selection outside the document")
+        bridge.selections = offsets
+        return offsets
+
+    def selections_at_head(
+        self, client: str, encoding: Encoding
+    ) -> list[tuple[Position, Position]]:
+        """``client``'s selections as positions in ``encoding`` at the head revision."""
+        bridge = self.bridges.get(client)
+        if bridge is None:
+            return []
+        text = self.doc.text
+        return [
+            (position_at(text, a, encoding), position_at(text, b, encoding))
+            for a, b in bridge.selections
+        ]
