@@ -7,12 +7,13 @@ side. At the end every client must hold exactly the server's text at the server'
 
 from __future__ import annotations
 
+import os
 import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codesphere.client.state import ClientDocument
+from codesphere.client.state import ClientDocument, PendingEdit
 from codesphere.core.changes import ContentChange, apply_changes, op_to_changes
 from codesphere.core.document import Document
 from codesphere.core.errors import ResyncRequired
@@ -20,8 +21,25 @@ from codesphere.core.positions import ENCODINGS, Encoding, position_at
 from codesphere.core.sync import DocumentSync
 
 PIECES = [
-    "a", "b", "x", " ", "\n", "\n", "é", "e\u0301", "中", "文字", "😀", "👩\u200d👩\u200d👧",
-    "𝄞", "\r\n", "ｶ", "ä", "\t", "{}", "def f():\n    return 1\n",
+    "a",
+    "b",
+    "x",
+    " ",
+    "\n",
+    "\n",
+    "é",
+    "e\u0301",
+    "中",
+    "文字",
+    "😀",
+    "👩\u200d👩\u200d👧",
+    "𝄞",
+    "\r\n",
+    "ｶ",
+    "ä",
+    "\t",
+    "{}",
+    "def f():\n    return 1\n",
 ]
 
 
@@ -46,7 +64,7 @@ class Schedule:
         self.rng = random.Random(seed)
         self.sync = DocumentSync(Document(initial), max_lag=10_000)
         self.clients: list[ClientDocument] = []
-        self.up: list[list[tuple[int, list[ContentChange]]]] = []
+        self.up: list[list[PendingEdit]] = []
         self.down: list[list[tuple[str, int, list[ContentChange]]]] = []
         self.clock = 0.0
         for i, enc in enumerate(encodings):
@@ -68,11 +86,26 @@ class Schedule:
             text = apply_changes(text, [lf], client.encoding)
         self.up[i].append(client.local_edit(changes))
 
+    def reconnect(self, i: int) -> None:
+        """Client i loses its connection (messages in flight both ways are lost) and resumes."""
+        self.up[i].clear()
+        self.down[i].clear()
+        client = self.clients[i]
+        if client.pending:
+            self.sync.open(str(i), client.encoding, resume=client.revision)
+            self.up[i].extend(client.resume())
+        else:
+            client.reset(*self.sync.open(str(i), client.encoding))
+
     def server_receives(self, i: int) -> None:
-        base, changes = self.up[i].pop(0)
+        edit = self.up[i].pop(0)
         self.clock += 1
-        ack = self.sync.change(str(i), base, changes, self.clock)
-        self.down[i].append(("ack", ack.entry.revision, ack.catch_up))
+        ack = self.sync.change(str(i), edit.base, edit.changes, self.clock, edit.seq)
+        self.down[i].append(("ack", ack.revision, ack.catch_up))
+        if ack.entry.author != str(i) or ack.entry.seq != edit.seq:
+            raise AssertionError("acknowledged the wrong edit")
+        if ack.duplicate:
+            return  # a resent edit that was already committed: nothing new to broadcast
         encoded: dict[Encoding, list[ContentChange]] = {}
         for j, client in enumerate(self.clients):
             if j == i or not self.sync.is_open(str(j)):
@@ -93,6 +126,9 @@ class Schedule:
         rng = self.rng
         n = len(self.clients)
         choice = rng.random()
+        if choice < 0.02:
+            self.reconnect(rng.randrange(n))
+            return
         if choice < 0.35:
             self.client_edits(rng.randrange(n))
             return
@@ -120,7 +156,7 @@ encodings_st = st.lists(st.sampled_from(ENCODINGS), min_size=2, max_size=8)
 
 
 @settings(
-    max_examples=6000,
+    max_examples=int(os.environ.get("CONVERGENCE_EXAMPLES", "6000")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

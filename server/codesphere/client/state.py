@@ -7,7 +7,7 @@ them knowing all of its own edits. It never transforms anything; see protocol.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codesphere.core.changes import ContentChange, apply_changes
 from codesphere.core.positions import Encoding
@@ -25,10 +25,15 @@ class ClientDocument:
     text: str
     revision: int
     encoding: Encoding
+    #: Our edits since ``revision`` last moved, oldest first, acknowledged or not: all of
+    #: them are resent after a reconnect, since our text holds them all.
+    pending: list[PendingEdit] = field(default_factory=list)
+    #: How many of ``pending`` (the newest ones) await an acknowledgement.
     unacked: int = 0
+    last_seq: int = 0
 
-    def local_edit(self, changes: list[ContentChange]) -> tuple[int, list[ContentChange]]:
-        """Apply the user's changes now; return ``(base, changes)`` to send to the server.
+    def local_edit(self, changes: list[ContentChange]) -> PendingEdit:
+        """Apply the user's changes now; return the edit to send to the server.
 
         Line ends are converted to ``\\n`` here, at the edge, as every client must.
         """
@@ -37,13 +42,17 @@ class ClientDocument:
             for c in changes
         ]
         self.text = apply_changes(self.text, changes, self.encoding)
+        self.last_seq += 1
+        edit = PendingEdit(self.last_seq, self.revision, changes)
+        self.pending.append(edit)
         self.unacked += 1
-        return self.revision, changes
+        return edit
 
     def on_ack(self, revision: int, catch_up: list[ContentChange]) -> None:
-        """An edit of ours was committed as ``revision``."""
+        """Our oldest unacknowledged edit was committed; the head is at ``revision``."""
         self.unacked -= 1
         if self.unacked == 0:
+            self.pending.clear()
             self.text = apply_changes(self.text, catch_up, self.encoding)
             self.revision = revision
         # Otherwise drop the catch-up: the next acknowledgement carries it again.
@@ -63,7 +72,22 @@ class ClientDocument:
         return True
 
     def reset(self, text: str, revision: int) -> None:
-        """Start over from the server's text (after a resync)."""
+        """Start over from the server's text (after a resync); pending edits are abandoned."""
         self.text = text
         self.revision = revision
+        self.pending.clear()
         self.unacked = 0
+
+    def resume(self) -> list[PendingEdit]:
+        """After a reconnect: every edit to resend, in order (all are unacknowledged again)."""
+        self.unacked = len(self.pending)
+        return list(self.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEdit:
+    """One ``textDocument/didChange`` as sent: resent unchanged after a reconnect."""
+
+    seq: int
+    base: int
+    changes: list[ContentChange]

@@ -22,9 +22,10 @@ class LogEntry:
     """One committed operation."""
 
     revision: int  # the revision this operation produces
-    author: str
+    author: str  # the client id that made it
     timestamp: float
     op: TextOperation
+    seq: int = 0  # the author's edit counter for this document (0: none)
 
 
 def normalize_eol(text: str) -> tuple[str, str]:
@@ -45,12 +46,19 @@ class Document:
         revision: its revision.
         eol: the line-end style files of this document are written with on disk.
         window: how many recent log entries to keep in memory.
+        history: log entries that led up to ``revision`` (the newest last), so that edits
+            based on slightly older revisions can still be placed after a restart.
     """
 
     __slots__ = ("_first", "_log", "eol", "revision", "text", "window")
 
     def __init__(
-        self, text: str = "", revision: int = 0, eol: str = "\n", window: int = DEFAULT_WINDOW
+        self,
+        text: str = "",
+        revision: int = 0,
+        eol: str = "\n",
+        window: int = DEFAULT_WINDOW,
+        history: list[LogEntry] | None = None,
     ) -> None:
         if "\r" in text:
             raise OperationError("document text must use \\n line ends")
@@ -58,14 +66,16 @@ class Document:
         self.revision = revision
         self.eol = eol
         self.window = max(1, window)
-        self._log: list[LogEntry] = []
-        self._first = revision + 1  # revision produced by _log[0]
+        self._log: list[LogEntry] = list(history or ())[-self.window :]
+        self._first = revision + 1 - len(self._log)  # revision produced by _log[0]
+        if self._log and self._log[-1].revision != revision:
+            raise OperationError("history does not end at the document's revision")
 
-    def commit(self, op: TextOperation, author: str, timestamp: float) -> LogEntry:
+    def commit(self, op: TextOperation, author: str, timestamp: float, seq: int = 0) -> LogEntry:
         """Apply ``op`` to the head and record it; returns the new log entry."""
         self.text = op.apply(self.text)
         self.revision += 1
-        entry = LogEntry(self.revision, author, timestamp, op)
+        entry = LogEntry(self.revision, author, timestamp, op, seq)
         log = self._log
         log.append(entry)
         if len(log) > 2 * self.window:
@@ -78,7 +88,7 @@ class Document:
         """Re-apply a stored entry at start-up (it must be the next revision)."""
         if entry.revision != self.revision + 1:
             raise OperationError(f"replay of revision {entry.revision} at {self.revision}")
-        self.commit(entry.op, entry.author, entry.timestamp)
+        self.commit(entry.op, entry.author, entry.timestamp, entry.seq)
 
     @property
     def oldest_available(self) -> int:

@@ -33,6 +33,11 @@ What the bridge knows about a client when an edit with ``base`` arrives::
 What a bridge keeps is bounded: one composed catch-up and one text. A client whose ``base`` is
 older than the document's in-memory window gets :class:`ResyncRequired` instead of an ever
 longer re-send.
+
+Resent edits. A client that lost its connection reopens at the revision it was at and resends
+its unacknowledged edits with their ``seq`` numbers. An edit whose ``(client, seq)`` is already in
+the log is not committed again: the bridge recomputes what it would have become — the same
+transform, which must give the committed operation back — and acknowledges it.
 """
 
 from __future__ import annotations
@@ -69,7 +74,9 @@ class Ack:
 
     entry: LogEntry
     base_text: str  # the head text before the commit, for converting ``entry.op``
-    catch_up: list[ContentChange]  # in the author's encoding
+    catch_up: list[ContentChange]  # in the author's encoding, to ``revision``
+    revision: int  # the head: where the author is once it applies ``catch_up``
+    duplicate: bool = False  # a resent edit, committed before: nothing new to broadcast
 
 
 class DocumentSync:
@@ -84,18 +91,41 @@ class DocumentSync:
         self.doc = document
         self.max_lag = min(max_lag, document.window)
         self.bridges: dict[str, Bridge] = {}
+        # The newest seq committed per client, from the log kept in memory.
+        self.last_seq: dict[str, int] = {}
+        for entry in document.entries_since(document.oldest_available):
+            if entry.seq:
+                self.last_seq[entry.author] = entry.seq
 
     # -- opening ---------------------------------------------------------------------------
 
-    def open(self, client: str, encoding: Encoding) -> tuple[str, int]:
-        """(Re)open the document for ``client``; returns the text and its revision."""
+    def open(self, client: str, encoding: Encoding, resume: int | None = None) -> tuple[str, int]:
+        """(Re)open the document for ``client``; returns the head text and revision.
+
+        Args:
+            client: the client's id.
+            encoding: its position encoding.
+            resume: the revision a reconnecting client's own text is at; it will resend its
+                unacknowledged edits based on it.
+
+        Raises:
+            RevisionError: ``resume`` is ahead of the head.
+            ResyncRequired: ``resume`` is older than the in-memory window.
+        """
         doc = self.doc
+        at = doc.revision
+        view = doc.text
+        if resume is not None:
+            if resume > doc.revision or resume < 0:
+                raise RevisionError(f"revision {resume} is ahead of the document")
+            view = doc.text_at(resume)
+            at = resume
         old = self.bridges.get(client)
         self.bridges[client] = Bridge(
             encoding,
-            opened_at=doc.revision,
-            label=doc.revision,
-            view_text=doc.text,
+            opened_at=at,
+            label=at,
+            view_text=view,
             selections=old.selections if old else [],
         )
         return doc.text, doc.revision
@@ -139,9 +169,16 @@ class DocumentSync:
         return bridge.view_text, unseen
 
     def change(
-        self, client: str, base: int, changes: list[ContentChange], timestamp: float
+        self,
+        client: str,
+        base: int,
+        changes: list[ContentChange],
+        timestamp: float,
+        seq: int = 0,
     ) -> Ack:
         """Commit a client's edit made on its view at ``base``.
+
+        A ``seq`` already committed for ``client`` is acknowledged again, not re-applied.
 
         Raises:
             SyncError: the edit is refused and the document is unchanged. Unless it is a
@@ -151,31 +188,54 @@ class DocumentSync:
         bridge = self._bridge(client)
         if bridge.broken is not None:
             raise ResyncRequired(bridge.broken)
+        doc = self.doc
+        duplicate: LogEntry | None = None
         try:
+            if seq and seq <= self.last_seq.get(client, 0):
+                duplicate = self._find(client, seq)
             view, unseen = self._view(bridge, base)
             op, new_view = changes_to_op(view, changes, bridge.encoding)
+            if duplicate is not None:
+                # Only what came before the duplicate is unseen by the edit it answers.
+                keep = len(unseen) - (doc.revision - duplicate.revision + 1)
+                if keep < 0:
+                    raise RevisionError(f"edit {seq} was committed before revision {base}")
+                unseen = unseen[:keep]
         except SyncError as exc:
             bridge.broken = f"an earlier edit was refused: {exc}"
             raise
-        doc = self.doc
         if unseen:
             catch_up, committed = transform(compose_all(unseen, len(view)), op)
         else:
             catch_up, committed = TextOperation.identity(len(new_view)), op
         base_text = doc.text
-        entry = doc.commit(committed, client, timestamp)
+        if duplicate is None:
+            entry = doc.commit(committed, client, timestamp, seq)
+            if seq:
+                self.last_seq[client] = seq
+            self._move_selections(entry.op, author=client)
+        else:
+            if committed != duplicate.op:
+                bridge.broken = f"resent edit {seq} differs from the one committed"
+                raise ResyncRequired(bridge.broken)
+            entry = duplicate
         bridge.last_base = base
         bridge.label = entry.revision
-        if catch_up.is_noop():
-            bridge.catch_up = None
-            bridge.view_text = doc.text
-            catch_up_changes: list[ContentChange] = []
-        else:
-            bridge.catch_up = catch_up
-            bridge.view_text = new_view
-            catch_up_changes = op_to_changes(catch_up, new_view, bridge.encoding)
-        self._move_selections(entry.op, author=client)
-        return Ack(entry, base_text, catch_up_changes)
+        bridge.catch_up = None if catch_up.is_noop() else catch_up
+        in_sync = bridge.catch_up is None and entry.revision == doc.revision
+        bridge.view_text = doc.text if in_sync else new_view
+        # The acknowledgement takes the client to the head, past anything committed since.
+        later = doc.ops_since(entry.revision)
+        to_head = compose_all([catch_up, *later], len(new_view))
+        catch_up_changes = op_to_changes(to_head, new_view, bridge.encoding)
+        return Ack(entry, base_text, catch_up_changes, doc.revision, duplicate is not None)
+
+    def _find(self, client: str, seq: int) -> LogEntry:
+        """The log entry of ``client``'s edit ``seq``, which must still be in memory."""
+        for entry in reversed(self.doc.entries_since(self.doc.oldest_available)):
+            if entry.author == client and entry.seq == seq:
+                return entry
+        raise ResyncRequired(f"edit {seq} is too old to be recognised")
 
     # -- presence --------------------------------------------------------------------------
 
@@ -211,8 +271,9 @@ class DocumentSync:
                 (transform_offset(op, a, before_inserts=True), transform_offset(op, b))
                 for a, b in offsets
             ]
-        if any(not (0 <= a <= len(self.doc.text) and 0 <= b <= len(self.doc.text))
-               for a, b in offsets):
+        if any(
+            not (0 <= a <= len(self.doc.text) and 0 <= b <= len(self.doc.text)) for a, b in offsets
+        ):
             raise PositionError("selection outside the document")
         bridge.selections = offsets
         return offsets
