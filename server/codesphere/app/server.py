@@ -1,0 +1,100 @@
+"""Assemble and run the server: storage, hub, and the HTTP + WebSocket application.
+
+One aiohttp application serves ``/ws`` and plain HTTP routes on the same port, so the REST API
+can be added beside the WebSocket without a second listener.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from codesphere import __version__
+from codesphere.app.hub import Hub
+from codesphere.app.limits import Limits
+from codesphere.ordering.local import LocalSequencer
+from codesphere.storage.sqlite import SqliteStorage
+from codesphere.transports.websocket import HUB_KEY, websocket_handler
+
+DB_NAME = "codesphere.db"
+
+
+def make_app(hub: Hub) -> web.Application:
+    """The aiohttp application for ``hub``."""
+    app = web.Application(client_max_size=hub.limits.max_message_bytes)
+    app[HUB_KEY] = hub
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def index(request: web.Request) -> web.Response:
+    """A page saying where to connect (the web client replaces it)."""
+    host = request.host
+    return web.Response(
+        text=(
+            f"CodeSphere {__version__} is running.\n"
+            f"Connect a client to ws://{host}/ws (the protocol is in protocol.md).\n"
+        ),
+        content_type="text/plain",
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+@dataclass
+class RunningServer:
+    """A started server; :meth:`close` stops it and closes storage."""
+
+    hub: Hub
+    runner: web.AppRunner
+    storage: SqliteStorage
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL clients connect to."""
+        return f"ws://{self._netloc}/ws"
+
+    @property
+    def http_url(self) -> str:
+        """The server's HTTP base URL."""
+        return f"http://{self._netloc}"
+
+    @property
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    async def close(self) -> None:
+        """Close every connection (1001), stop listening, flush and close storage."""
+        await self.hub.close()
+        await self.runner.cleanup()
+        await self.storage.close()
+
+
+async def start_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    data_dir: str | Path = "data",
+    limits: Limits | None = None,
+) -> RunningServer:
+    """Open storage in ``data_dir`` and listen on ``host:port`` (0: any free port)."""
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    storage = SqliteStorage(directory / DB_NAME)
+    await storage.open()
+    hub = Hub(storage, LocalSequencer(storage), limits)
+    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    return RunningServer(hub, runner, storage, host, int(bound[1]))

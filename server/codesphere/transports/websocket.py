@@ -1,0 +1,80 @@
+"""The WebSocket endpoint at ``/ws`` (aiohttp), feeding frames to a :class:`Connection`.
+
+aiohttp reads and answers control frames (ping, pong, close) and enforces the message size
+limit (close code 1009). Outgoing text frames are built by ``protocol.wsframe`` and written
+straight to the socket's transport: aiohttp writes uncompressed frames synchronously too, so the
+two never interleave inside a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from codesphere.app.connection import Connection
+from codesphere.app.hub import Hub
+
+log = logging.getLogger("codesphere.websocket")
+
+HUB_KEY = web.AppKey("hub", Hub)
+
+
+class WebSocketTransport:
+    """A :class:`~codesphere.app.connection.Transport` over an aiohttp WebSocket."""
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, max_buffer: int):
+        self.ws = ws
+        self.transport = transport
+        self.max_buffer = max_buffer
+        self.closing = False
+        self._close_task: asyncio.Task[Any] | None = None
+
+    def write_frame(self, frame: bytes) -> None:
+        """Write a frame now; a client whose unread output passes the limit is closed (4002)."""
+        t = self.transport
+        if self.closing or t.is_closing():
+            return
+        if t.get_write_buffer_size() > self.max_buffer:
+            self.close(4002, "client too slow")
+            return
+        t.write(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        """Start a close handshake with ``code``; later writes are dropped."""
+        if self.closing:
+            return
+        self.closing = True
+        self._close_task = asyncio.ensure_future(
+            self.ws.close(code=code, message=reason.encode("utf-8"))
+        )
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    """Serve one client for the lifetime of its WebSocket."""
+    hub = request.app[HUB_KEY]
+    limits = hub.limits
+    ws = web.WebSocketResponse(
+        max_msg_size=limits.max_message_bytes,
+        compress=False,
+        heartbeat=limits.heartbeat_seconds,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:  # the peer vanished during the handshake
+        return ws
+    peer = request.remote or ""
+    conn = Connection(hub, WebSocketTransport(ws, transport, limits.max_output_buffer), peer)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await conn.handle(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                conn.transport.close(1003, "binary frames are not supported")
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        await conn.closed()
+    return ws
