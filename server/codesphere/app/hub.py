@@ -135,10 +135,10 @@ class Hub:
                 stored.snapshot_revision,
                 stored.record.eol,
                 window=window,
-                history=[_entry(r) for r in older],
+                history=[entry_from_record(r) for r in older],
             )
             for record in stored.ops:
-                document.replay(_entry(record))
+                document.replay(entry_from_record(record))
             doc.snapshot_revision = stored.snapshot_revision
             doc.durable = document.revision
             doc.sync = DocumentSync(
@@ -322,7 +322,8 @@ class Hub:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-def _entry(record: OpRecord) -> LogEntry:
+def entry_from_record(record: OpRecord) -> LogEntry:
+    """The core's log entry for a stored op."""
     return LogEntry(
         record.revision,
         record.author,

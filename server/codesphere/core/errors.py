@@ -5,6 +5,7 @@ Every error here means "the input was refused and nothing changed in the documen
     SyncError
     ├── PositionError        a position past the end of a line or document, or inside a character
     ├── InvalidChange        a change that cannot be applied (reversed range, bad text)
+    │   └── DocumentTooLarge the result would exceed the document size limit
     ├── RevisionError        a revision the server never sent to this client (from the future,
     │                        or older than the client's open)
     └── ResyncRequired       the client must re-open the document: it is too far behind, or an
@@ -27,6 +28,10 @@ class PositionError(SyncError):
 
 class InvalidChange(SyncError):
     """A content change is malformed (reversed range, forbidden characters)."""
+
+
+class DocumentTooLarge(InvalidChange):
+    """The edit would make the document longer than the server allows."""
 
 
 class RevisionError(SyncError):

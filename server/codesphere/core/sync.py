@@ -46,7 +46,13 @@ from dataclasses import dataclass, field
 
 from codesphere.core.changes import ContentChange, changes_to_op, op_to_changes
 from codesphere.core.document import Document, LogEntry
-from codesphere.core.errors import PositionError, ResyncRequired, RevisionError, SyncError
+from codesphere.core.errors import (
+    DocumentTooLarge,
+    PositionError,
+    ResyncRequired,
+    RevisionError,
+    SyncError,
+)
 from codesphere.core.operation import TextOperation, compose_all, transform, transform_offset
 from codesphere.core.positions import Encoding, Position, offset_at, position_at
 
@@ -87,8 +93,11 @@ class DocumentSync:
         max_lag: the most server edits an edit may be behind before a resync is asked for.
     """
 
-    def __init__(self, document: Document, max_lag: int = 2048) -> None:
+    def __init__(
+        self, document: Document, max_lag: int = 2048, max_length: int = 8 * 1024 * 1024
+    ) -> None:
         self.doc = document
+        self.max_length = max_length
         self.max_lag = min(max_lag, document.window)
         self.bridges: dict[str, Bridge] = {}
         # The newest seq committed per client, from the log kept in memory.
@@ -195,6 +204,9 @@ class DocumentSync:
                 duplicate = self._find(client, seq)
             view, unseen = self._view(bridge, base)
             op, new_view = changes_to_op(view, changes, bridge.encoding)
+            growth = len(new_view) - len(view)
+            if growth > 0 and len(doc.text) + growth > self.max_length:
+                raise DocumentTooLarge(f"documents are limited to {self.max_length} characters")
             if duplicate is not None:
                 # Only what came before the duplicate is unseen by the edit it answers.
                 keep = len(unseen) - (doc.revision - duplicate.revision + 1)
@@ -268,7 +280,10 @@ class DocumentSync:
         ]
         for op in unseen:
             offsets = [
-                (transform_offset(op, a, before_inserts=True), transform_offset(op, b))
+                (
+                    transform_offset(op, a, before_inserts=True),
+                    transform_offset(op, b, before_inserts=True),
+                )
                 for a, b in offsets
             ]
         if any(

@@ -1,0 +1,289 @@
+"""The ``codesphere`` command: run the server and look after rooms and documents.
+
+``serve`` runs the server. The other commands work directly on a data directory's storage,
+so an operator can use them with the server running or stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from codesphere import __version__
+from codesphere.app.hub import entry_from_record, new_id
+from codesphere.app.server import DB_NAME, start_server
+from codesphere.core.document import Document, normalize_eol
+from codesphere.core.operation import TextOperation
+from codesphere.storage.base import DocumentRecord, NotFound, RoomRecord, StoredDocument
+from codesphere.storage.sqlite import SqliteStorage
+
+T = TypeVar("T")
+
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="CODESPHERE_DATA_DIR",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory holding the database (env CODESPHERE_DATA_DIR).",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="codesphere")
+def main() -> None:
+    """CodeSphere: self-hosted real-time code collaboration."""
+
+
+@main.command()
+@click.option(
+    "--host",
+    envvar="CODESPHERE_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (env CODESPHERE_HOST).",
+)
+@click.option(
+    "--port",
+    envvar="CODESPHERE_PORT",
+    default=8080,
+    show_default=True,
+    type=int,
+    help="Port to listen on; 0 picks a free one (env CODESPHERE_PORT).",
+)
+@data_dir_option
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(host: str, port: int, data_dir: Path, log_level: str) -> None:
+    """Run the server until interrupted (Ctrl-C or SIGTERM)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_serve(host, port, data_dir))
+
+
+async def _serve(host: str, port: int, data_dir: Path) -> None:
+    server = await start_server(host, port, data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    click.echo(f"CodeSphere {__version__} is listening on {server.http_url}")
+    click.echo(f"Clients connect to {server.url}")
+    click.echo(f"Data is kept in {data_dir.resolve()}")
+    click.echo("Create a room with: codesphere room create NAME --data-dir " + str(data_dir))
+    try:
+        await stop.wait()
+    finally:
+        click.echo("Shutting down...")
+        await server.close()
+
+
+# -- offline administration ------------------------------------------------------------------
+
+
+def run_with_storage(data_dir: Path, fn: Callable[[SqliteStorage], Awaitable[T]]) -> T:
+    """Open the data directory's storage, run ``fn`` and close it."""
+    if not (data_dir / DB_NAME).exists():
+        raise click.ClickException(f"no CodeSphere data in {data_dir} (start 'codesphere serve')")
+
+    async def go() -> T:
+        storage = SqliteStorage(data_dir / DB_NAME)
+        await storage.open()
+        try:
+            return await fn(storage)
+        finally:
+            await storage.close()
+
+    return asyncio.run(go())
+
+
+def when(seconds: float) -> str:
+    """A timestamp for people."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@main.group()
+def room() -> None:
+    """Create, list and inspect rooms."""
+
+
+@room.command("create")
+@click.argument("name")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to put in the room (repeatable); kept by its name.",
+)
+@data_dir_option
+def room_create(name: str, files: tuple[Path, ...], data_dir: Path) -> None:
+    """Create a room called NAME and print its id."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / DB_NAME).exists():
+        (data_dir / DB_NAME).touch()
+
+    async def go(storage: SqliteStorage) -> str:
+        now = time.time()
+        room_id = new_id("r")
+        await storage.create_room(RoomRecord(room_id, name, now, now))
+        for f in files:
+            text, eol = normalize_eol(f.read_bytes().decode("utf-8"))
+            record = DocumentRecord(room_id, new_id("d"), f.name, eol, now, 0)
+            await storage.create_document(record, text)
+        return room_id
+
+    click.echo(run_with_storage(data_dir, go))
+
+
+@room.command("list")
+@data_dir_option
+def room_list(data_dir: Path) -> None:
+    """List every room."""
+
+    async def go(storage: SqliteStorage) -> list[RoomRecord]:
+        return await storage.list_rooms()
+
+    rooms = run_with_storage(data_dir, go)
+    if not rooms:
+        click.echo("no rooms")
+    for r in rooms:
+        click.echo(f"{r.id}\t{r.name}\tcreated {when(r.created_at)}\tupdated {when(r.updated_at)}")
+
+
+@room.command("show")
+@click.argument("room_id")
+@data_dir_option
+def room_show(room_id: str, data_dir: Path) -> None:
+    """Show a room's members and documents."""
+
+    async def go(storage: SqliteStorage) -> dict[str, Any]:
+        record = await storage.get_room(room_id)
+        if record is None:
+            raise click.ClickException(f"no room {room_id}")
+        chat = await storage.chat_history(room_id, None, 1)
+        return {
+            "room": record,
+            "members": await storage.list_members(room_id),
+            "docs": await storage.list_documents(room_id),
+            "messages": chat[-1].seq if chat else 0,
+        }
+
+    info = run_with_storage(data_dir, go)
+    r = info["room"]
+    click.echo(f"room {r.id}: {r.name} (created {when(r.created_at)})")
+    click.echo(f"members ({len(info['members'])}):")
+    for m in info["members"]:
+        click.echo(f"  {m.id}\t{m.name}\t{m.role}")
+    click.echo(f"documents ({len(info['docs'])}):")
+    for d in info["docs"]:
+        eol = "crlf" if d.eol == "\r\n" else "lf"
+        click.echo(f"  {d.path}\trevision {d.revision}\t{eol}")
+    click.echo(f"chat messages: {info['messages']}")
+
+
+@main.group()
+def doc() -> None:
+    """Read documents and their history."""
+
+
+async def _find_doc(storage: SqliteStorage, room_id: str, path: str) -> DocumentRecord:
+    try:
+        docs = await storage.list_documents(room_id)
+    except NotFound:
+        raise click.ClickException(f"no room {room_id}") from None
+    for d in docs:
+        if d.path == path:
+            return d
+    raise click.ClickException(f"no document {path} in room {room_id}")
+
+
+async def text_at(
+    storage: SqliteStorage, stored: StoredDocument, room_id: str, revision: int
+) -> str:
+    """The text of a stored document at any revision from 0 to its head."""
+    snap = stored.snapshot_revision
+    older = await storage.read_ops(
+        room_id, stored.record.id, revision, limit=max(0, snap - revision)
+    )
+    document = Document(
+        stored.snapshot_text, snap, window=max(1, snap - revision),
+        history=[entry_from_record(r) for r in older] if revision < snap else None,
+    )  # fmt: skip
+    for r in stored.ops:
+        if r.revision > revision:
+            break
+        document.replay(entry_from_record(r))
+    return document.text_at(revision) if revision < snap else document.text
+
+
+@doc.command("list")
+@click.argument("room_id")
+@data_dir_option
+def doc_list(room_id: str, data_dir: Path) -> None:
+    """List a room's documents."""
+
+    async def go(storage: SqliteStorage) -> list[DocumentRecord]:
+        try:
+            return await storage.list_documents(room_id)
+        except NotFound:
+            raise click.ClickException(f"no room {room_id}") from None
+
+    for d in run_with_storage(data_dir, go):
+        click.echo(f"{d.path}\trevision {d.revision}")
+
+
+@doc.command("show")
+@click.argument("room_id")
+@click.argument("path")
+@click.option("--revision", type=int, default=None, help="Show the text at this revision.")
+@data_dir_option
+def doc_show(room_id: str, path: str, revision: int | None, data_dir: Path) -> None:
+    """Print a document's text (at the head, or at --revision), with its line ends."""
+
+    async def go(storage: SqliteStorage) -> str:
+        record = await _find_doc(storage, room_id, path)
+        stored = await storage.load_document(room_id, record.id)
+        rev = record.revision if revision is None else revision
+        if not 0 <= rev <= record.revision:
+            raise click.ClickException(f"revision must be between 0 and {record.revision}")
+        return (await text_at(storage, stored, room_id, rev)).replace("\n", record.eol)
+
+    click.echo(run_with_storage(data_dir, go), nl=False)
+
+
+@doc.command("history")
+@click.argument("room_id")
+@click.argument("path")
+@click.option("--limit", type=int, default=50, show_default=True)
+@data_dir_option
+def doc_history(room_id: str, path: str, limit: int, data_dir: Path) -> None:
+    """List a document's latest edits: revision, time, author and what changed."""
+
+    async def go(storage: SqliteStorage) -> list[Any]:
+        record = await _find_doc(storage, room_id, path)
+        since = max(0, record.revision - limit)
+        return await storage.read_ops(room_id, record.id, since)
+
+    for r in run_with_storage(data_dir, go):
+        op = TextOperation.from_json(r.op)
+        parts = [
+            f"@{off} -{len(deleted)} +{len(inserted)} {inserted[:30]!r}"
+            for off, deleted, inserted in op.splices()
+        ]
+        click.echo(f"{r.revision}\t{when(r.timestamp)}\t{r.author}\t{'; '.join(parts)}")
