@@ -88,5 +88,20 @@ def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[Cont
 
 
 def apply_changes(text: str, changes: list[ContentChange], encoding: Encoding) -> str:
-    """Apply content changes to ``text`` the way a client does (used by clients and tests)."""
-    return changes_to_op(text, changes, encoding)[1]
+    """Apply content changes to ``text`` the way a client does: splice each in turn.
+
+    Raises:
+        PositionError, InvalidChange: as :func:`changes_to_op` does.
+    """
+    for change in changes:
+        check_text(change.text)
+        if change.range is None:
+            text = change.text
+            continue
+        (sl, sc), (el, ec) = change.range
+        start = offset_at(text, sl, sc, encoding)
+        end = start if (el, ec) == (sl, sc) else offset_at(text, el, ec, encoding)
+        if end < start:
+            raise InvalidChange("range end is before its start")
+        text = text[:start] + change.text + text[end:]
+    return text

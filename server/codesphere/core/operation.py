@@ -83,7 +83,7 @@ class TextOperation:
         self.target_length += n
         comps = self.components
         if comps and type(comps[-1]) is int:
-            comps[-1] += n  # type: ignore[operator]
+            comps[-1] += n
         else:
             comps.append(n)
         return self
@@ -103,7 +103,7 @@ class TextOperation:
             comps[-1] = last + s
         elif type(last) is Delete:
             if len(comps) >= 2 and type(comps[-2]) is str:
-                comps[-2] = comps[-2] + s  # type: ignore[operator]
+                comps[-2] = comps[-2] + s
             else:
                 comps.insert(len(comps) - 1, s)
         else:
@@ -145,7 +145,7 @@ class TextOperation:
             raise OperationError("splice does not fit the text")
         if rest:
             if comps and type(comps[-1]) is int:
-                comps[-1] += rest  # type: ignore[operator]
+                comps[-1] += rest
             else:
                 comps.append(rest)
         op.base_length = length
@@ -292,7 +292,7 @@ class TextOperation:
             ka, kb = _kind(a), _kind(b)
             la = a if ka == 0 else len(a)  # type: ignore[arg-type]
             lb = b if kb == 0 else len(b)  # type: ignore[arg-type]
-            n: int = min(la, lb)  # type: ignore[type-var, assignment]
+            n: int = min(la, lb)  # type: ignore[assignment]
             if ka == 0 and kb == 0:
                 out.retain(n)
             elif ka == 1 and kb == 2:
@@ -352,7 +352,7 @@ def transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOp
         kx, ky = _kind(x), _kind(y)
         lx = x if kx == 0 else len(x)  # type: ignore[arg-type]
         ly = y if ky == 0 else len(y)  # type: ignore[arg-type]
-        n: int = min(lx, ly)  # type: ignore[type-var, assignment]
+        n: int = min(lx, ly)  # type: ignore[assignment]
         if kx == 0 and ky == 0:
             a2.retain(n)
             b2.retain(n)
@@ -372,11 +372,20 @@ def transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOp
 
 
 def compose_all(ops: Iterable[TextOperation], length: int) -> TextOperation:
-    """Compose a sequence of operations; the identity on ``length`` code points when empty."""
-    result: TextOperation | None = None
-    for op in ops:
-        result = op if result is None else result.compose(op)
-    return result if result is not None else TextOperation.identity(length)
+    """Compose a sequence of operations; the identity on ``length`` code points when empty.
+
+    Composes neighbours pairwise, round after round: composing one at a time onto a growing
+    result costs time quadratic in the number of operations, this only ``n log n``.
+    """
+    level = list(ops)
+    if not level:
+        return TextOperation.identity(length)
+    while len(level) > 1:
+        paired = [level[i].compose(level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def transform_offset(op: TextOperation, offset: int, *, before_inserts: bool = False) -> int:

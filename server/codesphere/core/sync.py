@@ -190,9 +190,8 @@ class DocumentSync:
         A ``seq`` already committed for ``client`` is acknowledged again, not re-applied.
 
         Raises:
-            SyncError: the edit is refused and the document is unchanged. Unless it is a
-                plain position or text error caught before anything was decided, the bridge
-                now requires a resync: the client's later edits build on this refused one.
+            SyncError: the edit is refused and the document is unchanged. The bridge then
+                requires a resync: the client's later edits build on the refused one.
         """
         bridge = self._bridge(client)
         if bridge.broken is not None:

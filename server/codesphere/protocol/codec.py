@@ -35,7 +35,9 @@ def loads(data: str | bytes) -> Json:
         value = orjson.loads(data)
     except (orjson.JSONDecodeError, RecursionError) as exc:
         raise RpcError(PARSE_ERROR, f"invalid JSON: {exc}") from None
-    if _too_deep(value):
+    # Only a frame with many brackets can nest deeply; counting them is cheap.
+    brackets = data.count("[") + data.count("{") if isinstance(data, str) else MAX_DEPTH + 1
+    if brackets > MAX_DEPTH and _too_deep(value):
         raise RpcError(PARSE_ERROR, f"JSON nests deeper than {MAX_DEPTH} levels")
     return value
 
