@@ -309,7 +309,13 @@ async def did_open(conn: Connection, params: Any) -> Any:
         doc.subscribers.discard(other)
     conn.open_docs[doc.id] = doc
     doc.subscribers.add(conn)
-    result = {"path": doc.path, "text": text, "revision": revision, "eol": doc.eol}
+    result = {
+        "path": doc.path,
+        "text": text,
+        "revision": revision,
+        "eol": doc.eol,
+        "lastSeq": sync.last_seq.get(conn.client_id, 0),
+    }
     # The presence of everyone already there goes out just after the result that defines
     # the text those positions refer to.
     hub.spawn(_send_presence_of_others(conn, doc))
