@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from codesphere.core.errors import InvalidChange
 from codesphere.core.operation import TextOperation
-from codesphere.core.positions import Encoding, Position, offset_at, position_at
+from codesphere.core.positions import Encoding, Position, encoded_length, offset_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +79,24 @@ def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[Cont
     both in ``base`` and in the text the previous changes produced.
     """
     out: list[ContentChange] = []
+    # One forward sweep over ``base`` finds every position: the splices come in offset order,
+    # so each newline is counted once however many splices there are.
+    line = 0
+    line_start = 0
+    scanned = 0
+
+    def at(offset: int) -> Position:
+        nonlocal line, line_start, scanned
+        newlines = base.count("\n", scanned, offset)
+        if newlines:
+            line += newlines
+            line_start = base.rfind("\n", scanned, offset) + 1
+        scanned = offset
+        return line, encoded_length(base[line_start:offset], encoding)
+
     for offset, deleted, inserted in op.splices():
-        start = position_at(base, offset, encoding)
-        end = position_at(base, offset + len(deleted), encoding) if deleted else start
+        start = at(offset)
+        end = at(offset + len(deleted)) if deleted else start
         out.append(ContentChange((start, end), inserted))
     out.reverse()
     return out

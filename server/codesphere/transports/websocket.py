@@ -4,6 +4,10 @@ aiohttp reads and answers control frames (ping, pong, close) and enforces the me
 limit (close code 1009). Outgoing text frames are built by ``protocol.wsframe`` and written
 straight to the socket's transport: aiohttp writes uncompressed frames synchronously too, so the
 two never interleave inside a frame.
+
+Frames for one connection are gathered during one turn of the event loop and written with one
+system call at its end: under load, the edits committed by one storage batch and the presence
+that follows them reach each client in a single write.
 """
 
 from __future__ import annotations
@@ -31,21 +35,36 @@ class WebSocketTransport:
         self.max_buffer = max_buffer
         self.closing = False
         self._close_task: asyncio.Task[Any] | None = None
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
 
     def write_frame(self, frame: bytes) -> None:
-        """Write a frame now; a client whose unread output passes the limit is closed (4002)."""
+        """Queue a frame for the write at the end of this turn of the event loop."""
+        if self.closing:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(frame)
+
+    def _flush(self) -> None:
+        """Write the queued frames; a client whose unread output passes the limit gets 4002."""
+        frames = self._pending
+        if not frames:
+            return
+        self._pending = []
         t = self.transport
         if self.closing or t.is_closing():
             return
         if t.get_write_buffer_size() > self.max_buffer:
             self.close(4002, "client too slow")
             return
-        t.write(frame)
+        t.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def close(self, code: int, reason: str) -> None:
-        """Start a close handshake with ``code``; later writes are dropped."""
+        """Start a close handshake with ``code`` after what is queued; later writes are dropped."""
         if self.closing:
             return
+        self._flush()
         self.closing = True
         self._close_task = asyncio.ensure_future(
             self.ws.close(code=code, message=reason.encode("utf-8"))

@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make run    set up (once) and start CodeSphere on its embedded defaults
+#   make test   install what the tests need and run every check
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+PYTEST_ARGS ?=
+DATA   ?= data
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(BIN)/codesphere: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(BIN)/codesphere
+	$(BIN)/codesphere serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+lint: $(BIN)/codesphere
+	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench
+
+typecheck: $(BIN)/codesphere
+	$(BIN)/mypy
+
+pytest: $(BIN)/codesphere
+	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(BIN)/codesphere
+	$(BIN)/python bench/trace_replay.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,35 @@
+"""Shared fixtures: a real server on 127.0.0.1, port 0, with its own data directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from codesphere.app.server import RunningServer, start_server
+
+#: Multiplies every timeout in the tests (raise it on a slow machine).
+TIMEOUT_SCALE = float(os.environ.get("CODESPHERE_TIMEOUT_SCALE", "1"))
+
+
+def timeout(seconds: float) -> float:
+    """A test timeout, scaled by CODESPHERE_TIMEOUT_SCALE."""
+    return seconds * TIMEOUT_SCALE
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A fresh data directory."""
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def server(data_dir: Path) -> AsyncIterator[RunningServer]:
+    """A running server with embedded storage, stopped after the test."""
+    running = await start_server("127.0.0.1", 0, data_dir)
+    try:
+        yield running
+    finally:
+        await running.close()
