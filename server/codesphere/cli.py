@@ -20,6 +20,7 @@ import click
 
 from codesphere import __version__
 from codesphere.app.hub import entry_from_record, new_id
+from codesphere.app.limits import Limits
 from codesphere.app.server import DB_NAME, start_server
 from codesphere.core.document import Document, normalize_eol
 from codesphere.core.operation import TextOperation
@@ -67,16 +68,28 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def serve(host: str, port: int, data_dir: Path, log_level: str) -> None:
+@click.option(
+    "--requests-per-second",
+    envvar="CODESPHERE_REQUESTS_PER_SECOND",
+    type=float,
+    default=Limits.requests_per_second,
+    show_default=True,
+    help="Sustained requests allowed per connection, bursts of twice that (env "
+    "CODESPHERE_REQUESTS_PER_SECOND).",
+)
+def serve(host: str, port: int, data_dir: Path, log_level: str, requests_per_second: float) -> None:
     """Run the server until interrupted (Ctrl-C or SIGTERM)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(_serve(host, port, data_dir))
+    limits = Limits(
+        requests_per_second=requests_per_second, request_burst=int(2 * requests_per_second)
+    )
+    asyncio.run(_serve(host, port, data_dir, limits))
 
 
-async def _serve(host: str, port: int, data_dir: Path) -> None:
-    server = await start_server(host, port, data_dir)
+async def _serve(host: str, port: int, data_dir: Path, limits: Limits) -> None:
+    server = await start_server(host, port, data_dir, limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
