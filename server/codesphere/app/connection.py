@@ -97,7 +97,11 @@ class Connection:
             return
         id_ = message.get("id")
         is_request = "id" in message
-        if is_request and (type(id_) not in (int, str) or (type(id_) is int and abs(id_) > 2**53)):
+        if is_request and (
+            type(id_) not in (int, str)
+            or (type(id_) is int and abs(id_) > 2**53)
+            or (type(id_) is str and not codec.is_unicode(id_))
+        ):
             self._reply_error(None, RpcError(INVALID_REQUEST, "'id' must be a string or integer"))
             return
         method = message.get("method")
@@ -131,12 +135,14 @@ class Connection:
 
         handler = HANDLERS.get(method)
         try:
-            if handler is None:
-                raise RpcError(METHOD_NOT_FOUND, f"unknown method {method!r}")
+            # protocol.md §2: before initialize and after shutdown, *any* other request
+            # (an unknown one included) gets the lifecycle error.
             if not self.initialized and method not in _BEFORE_INIT:
                 raise RpcError(SERVER_NOT_INITIALIZED, "send 'initialize' first")
             if self.shut_down and method != "exit":
                 raise RpcError(INVALID_REQUEST, "the connection is shut down; send 'exit'")
+            if handler is None:
+                raise RpcError(METHOD_NOT_FOUND, f"unknown method {method!r}")
             result = await handler(self, params)
         except RpcError as exc:
             if is_request:

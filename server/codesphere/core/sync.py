@@ -119,7 +119,8 @@ class DocumentSync:
 
         Raises:
             RevisionError: ``resume`` is ahead of the head.
-            ResyncRequired: ``resume`` is older than the in-memory window.
+            ResyncRequired: ``resume`` is more than ``max_lag`` revisions behind: the edits
+                the client would resend could not be placed.
         """
         doc = self.doc
         at = doc.revision
@@ -127,6 +128,8 @@ class DocumentSync:
         if resume is not None:
             if resume > doc.revision or resume < 0:
                 raise RevisionError(f"revision {resume} is ahead of the document")
+            if doc.revision - resume > self.max_lag:
+                raise ResyncRequired(f"revision {resume} is too far behind; open without it")
             view = doc.text_at(resume)
             at = resume
         old = self.bridges.get(client)

@@ -7,6 +7,7 @@ deeper in the server.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -33,13 +34,39 @@ def loads(data: str | bytes) -> Json:
     """
     try:
         value = orjson.loads(data)
-    except (orjson.JSONDecodeError, RecursionError) as exc:
-        raise RpcError(PARSE_ERROR, f"invalid JSON: {exc}") from None
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise RpcError(PARSE_ERROR, f"invalid JSON: {exc}") from None
+        # Valid JSON whose strings escape a lone surrogate: parse it anyway, so that the
+        # request gets its proper answer (the field holding it is refused by its reader).
+        value = _loads_with_surrogates(data)
     # Only a frame with many brackets can nest deeply; counting them is cheap.
     brackets = data.count("[") + data.count("{") if isinstance(data, str) else MAX_DEPTH + 1
     if brackets > MAX_DEPTH and _too_deep(value):
         raise RpcError(PARSE_ERROR, f"JSON nests deeper than {MAX_DEPTH} levels")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_with_surrogates(data: str | bytes) -> Json:
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise RpcError(PARSE_ERROR, f"invalid JSON: {exc}") from None
+
+
+def is_unicode(value: str) -> bool:
+    """Whether ``value`` is Unicode text (no lone surrogates), as every stored string must be."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _too_deep(value: Json) -> bool:
@@ -74,6 +101,8 @@ def string(params: dict[str, Any], key: str, *, min_len: int = 0, max_len: int =
     value = params.get(key)
     if not isinstance(value, str):
         raise invalid_params(f"'{key}' must be a string")
+    if not is_unicode(value):
+        raise invalid_params(f"'{key}' contains a lone surrogate")
     if not min_len <= len(value) <= max_len:
         raise invalid_params(f"'{key}' must have {min_len} to {max_len} characters")
     return value
