@@ -42,11 +42,11 @@ def splice_on(draw: st.DrawFn, text: str) -> Splice:
 
 
 @st.composite
-def edit_on(draw: st.DrawFn, text: str) -> tuple[TextOperation, str]:
-    """An operation on ``text`` built from 0–4 successive splices, and its result."""
+def edit_on(draw: st.DrawFn, text: str, max_splices: int = 4) -> tuple[TextOperation, str]:
+    """An operation on ``text`` built from 0–``max_splices`` successive splices, and its result."""
     op = TextOperation.identity(len(text))
     current = text
-    for _ in range(draw(st.integers(0, 4))):
+    for _ in range(draw(st.integers(0, max_splices))):
         offset, deleted, inserted = draw(splice_on(current))
         op = op.compose(TextOperation.splice(len(current), offset, deleted, inserted))
         current = current[:offset] + inserted + current[offset + len(deleted) :]
@@ -191,6 +191,168 @@ def test_transform_offset_follows_a_marker(
     moved = transform_offset(op, offset, before_inserts=before_inserts)
     assert moved == marker_oracle(text, op, offset, before_inserts)
     assert 0 <= moved <= op.target_length
+
+
+# -- against straightforward reference implementations ------------------------------------
+#
+# compose, transform and invert build their results directly for speed. These are the plain
+# versions they replaced, which build through retain / insert / delete one step at a time;
+# the fast ones must give exactly the same components, not merely equivalent operations.
+
+
+def reference_compose(first: TextOperation, second: TextOperation) -> TextOperation:
+    if first.target_length != second.base_length:
+        raise OperationError("compose: the second operation does not follow the first")
+    out = TextOperation()
+    it1 = iter(first.components)
+    it2 = iter(second.components)
+    a: Any = next(it1, None)
+    b: Any = next(it2, None)
+    while a is not None or b is not None:
+        if a is not None and type(a) is Delete:
+            out.delete(a)
+            a = next(it1, None)
+            continue
+        if b is not None and type(b) is str:
+            out.insert(b)
+            b = next(it2, None)
+            continue
+        if a is None or b is None:
+            raise OperationError("compose: operations have different lengths")
+        ka, kb = reference_kind(a), reference_kind(b)
+        la = a if ka == 0 else len(a)
+        lb = b if kb == 0 else len(b)
+        n = min(la, lb)
+        if ka == 0 and kb == 0:
+            out.retain(n)
+        elif ka == 1 and kb == 2:
+            pass  # second deletes what first inserted: both vanish
+        elif ka == 1 and kb == 0:
+            out.insert(a[:n])
+        else:  # retain then delete
+            out.delete(b[:n])
+        a = reference_rest(a, ka, n, la)
+        if a is None:
+            a = next(it1, None)
+        b = reference_rest(b, kb, n, lb)
+        if b is None:
+            b = next(it2, None)
+    return out
+
+
+def reference_transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOperation]:
+    if a.base_length != b.base_length:
+        raise OperationError("transform: operations apply to different texts")
+    a2 = TextOperation()
+    b2 = TextOperation()
+    it1 = iter(a.components)
+    it2 = iter(b.components)
+    x: Any = next(it1, None)
+    y: Any = next(it2, None)
+    while x is not None or y is not None:
+        if x is not None and type(x) is str:
+            a2.insert(x)
+            b2.retain(len(x))
+            x = next(it1, None)
+            continue
+        if y is not None and type(y) is str:
+            a2.retain(len(y))
+            b2.insert(y)
+            y = next(it2, None)
+            continue
+        if x is None or y is None:
+            raise OperationError("transform: operations have different lengths")
+        kx, ky = reference_kind(x), reference_kind(y)
+        lx = x if kx == 0 else len(x)
+        ly = y if ky == 0 else len(y)
+        n = min(lx, ly)
+        if kx == 0 and ky == 0:
+            a2.retain(n)
+            b2.retain(n)
+        elif kx == 2 and ky == 2:
+            pass  # both delete the same text
+        elif kx == 2:  # a deletes what b keeps
+            a2.delete(x[:n])
+        else:  # b deletes what a keeps
+            b2.delete(y[:n])
+        x = reference_rest(x, kx, n, lx)
+        if x is None:
+            x = next(it1, None)
+        y = reference_rest(y, ky, n, ly)
+        if y is None:
+            y = next(it2, None)
+    return a2, b2
+
+
+def reference_invert(op: TextOperation) -> TextOperation:
+    inv = TextOperation()
+    for c in op.components:
+        if type(c) is int:
+            inv.retain(c)
+        elif type(c) is str:
+            inv.delete(c)
+        else:
+            inv.insert(str(c))
+    return inv
+
+
+def reference_kind(c: Component) -> int:
+    """0 for retain, 1 for insert, 2 for delete."""
+    return 0 if type(c) is int else 1 if type(c) is str else 2
+
+
+def reference_rest(c: Any, kind: int, n: int, length: int) -> Component | None:
+    """What remains of component ``c`` after its first ``n`` units, or None."""
+    if n == length:
+        return None
+    if kind == 0:
+        return length - n
+    if kind == 1:
+        return c[n:]
+    return Delete(c[n:])
+
+
+def assert_identical(got: TextOperation, expected: TextOperation) -> None:
+    """Same components of the same exact types, and the same lengths."""
+    assert got.components == expected.components
+    assert kinds(got) == kinds(expected)
+    assert (got.base_length, got.target_length) == (expected.base_length, expected.target_length)
+
+
+#: Longer texts and edits than the properties above, so that operations have many components.
+long_texts = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+#: Most splices in one operation: many-against-one cases take compose's and transform's
+#: shortcuts for operations of very different sizes.
+LOPSIDED = st.sampled_from([1, 10, 16])
+
+
+@PROPERTY
+@given(data=st.data(), text=long_texts)
+def test_compose_matches_the_reference(data: st.DataObject, text: str) -> None:
+    """compose gives exactly the components the step-by-step reference gives."""
+    a, middle = data.draw(edit_on(text, max_splices=data.draw(LOPSIDED)))
+    b, _ = data.draw(edit_on(middle, max_splices=data.draw(LOPSIDED)))
+    assert_identical(a.compose(b), reference_compose(a, b))
+
+
+@PROPERTY
+@given(data=st.data(), text=long_texts)
+def test_transform_matches_the_reference(data: st.DataObject, text: str) -> None:
+    """transform gives exactly the components the step-by-step reference gives."""
+    a, _ = data.draw(edit_on(text, max_splices=data.draw(LOPSIDED)))
+    b, _ = data.draw(edit_on(text, max_splices=data.draw(LOPSIDED)))
+    a2, b2 = transform(a, b)
+    ref_a2, ref_b2 = reference_transform(a, b)
+    assert_identical(a2, ref_a2)
+    assert_identical(b2, ref_b2)
+
+
+@PROPERTY
+@given(data=st.data(), text=long_texts)
+def test_invert_matches_the_reference(data: st.DataObject, text: str) -> None:
+    """invert gives exactly the components the step-by-step reference gives."""
+    op, _ = data.draw(edit_on(text, max_splices=10))
+    assert_identical(op.invert(), reference_invert(op))
 
 
 # -- examples ------------------------------------------------------------------------------

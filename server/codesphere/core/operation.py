@@ -33,7 +33,7 @@ independently. ``compose(a, b)`` is the single operation that does ``a`` then ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from codesphere.core.errors import OperationError
@@ -49,16 +49,6 @@ class Delete(str):
 
 
 Component = int | str | Delete
-
-
-def _kind(c: Component) -> int:
-    """0 for retain, 1 for insert, 2 for delete."""
-    t = type(c)
-    if t is int:
-        return 0
-    if t is str:
-        return 1
-    return 2
 
 
 class TextOperation:
@@ -228,6 +218,12 @@ class TextOperation:
         return op
 
     # -- the algebra ----------------------------------------------------------------------
+    #
+    # apply, invert, compose and transform run for every edit the server takes, so they walk
+    # component lists directly: components are told apart by exact type (``type(c) is int``)
+    # once per step, hot locals are typed ``Any`` because mypy cannot narrow through a saved
+    # ``type(c)``, and results are assembled as finished canonical lists (see _close_gap)
+    # rather than through retain / insert / delete calls.
 
     def apply(self, text: str) -> str:
         """Return ``text`` with this operation applied.
@@ -240,17 +236,19 @@ class TextOperation:
             raise OperationError(
                 f"operation base length {self.base_length} != text length {len(text)}"
             )
+        comps: list[Any] = self.components
         pieces: list[str] = []
         pos = 0
-        for c in self.components:
+        for c in comps:
             t = type(c)
             if t is int:
-                pieces.append(text[pos : pos + c])  # type: ignore[operator]
-                pos += c  # type: ignore[operator]
+                end = pos + c
+                pieces.append(text[pos:end])
+                pos = end
             elif t is str:
-                pieces.append(c)  # type: ignore[arg-type]
+                pieces.append(c)
             else:
-                end = pos + len(c)  # type: ignore[arg-type]
+                end = pos + len(c)
                 if text[pos:end] != c:
                     raise OperationError("deleted text does not match the document")
                 pos = end
@@ -258,67 +256,258 @@ class TextOperation:
 
     def invert(self) -> TextOperation:
         """The operation that undoes this one (applies to this operation's result)."""
-        inv = TextOperation()
-        for c in self.components:
+        comps: list[Any] = self.components
+        out: list[Component] = []
+        append = out.append
+        # Retains stay, inserts become deletes and deletes inserts. In canonical form a gap
+        # between retains is (insert I, delete D), whose inverse (insert D, delete I) must
+        # again put the insert first: an inverted insert is held back until the gap ends.
+        held: Delete | None = None
+        for c in comps:
             t = type(c)
             if t is int:
-                inv.retain(c)  # type: ignore[arg-type]
+                if held is not None:
+                    append(held)
+                    held = None
+                append(c)
             elif t is str:
-                inv.delete(c)  # type: ignore[arg-type]
+                held = Delete(c)
             else:
-                inv.insert(str(c))
-        return inv
+                append(str(c))
+                if held is not None:
+                    append(held)
+                    held = None
+        if held is not None:
+            append(held)
+        return _make(out, self.target_length, self.base_length)
 
     def compose(self, other: TextOperation) -> TextOperation:
         """The single operation equivalent to this one followed by ``other``."""
         if self.target_length != other.base_length:
             raise OperationError("compose: the second operation does not follow the first")
-        out = TextOperation()
-        it1 = iter(self.components)
-        it2 = iter(other.components)
-        a: Component | None = next(it1, None)
-        b: Component | None = next(it2, None)
-        while a is not None or b is not None:
-            if a is not None and type(a) is Delete:
-                out.delete(a)
-                a = next(it1, None)
+        # ``other`` walks the text ``self`` produces: each of its retains and deletes uses up
+        # that many code points of self's retains and inserts, while self's deletes produce
+        # nothing and pass straight through. So the loop runs over other's components and
+        # pulls self's along; ``a`` is what is left of self's current component.
+        ca: list[Any] = self.components
+        cb: list[Any] = other.components
+        n_a = len(ca)
+        a: Any = ca[0] if n_a else None
+        i = 1  # index of self's next component
+        # When self has many more components than other, other's retains span many of them:
+        # those are copied over as one slice (see _output_span) instead of one at a time.
+        copy_runs = n_a > _COPY_RUN_RATIO * len(cb)
+        # The result so far: finished components in ``out``, then either a pending retain
+        # ``r`` or a pending gap of inserted text ``gi`` and deleted text ``gd``, never both.
+        out: list[Component] = []
+        append = out.append
+        r = 0
+        gi = ""
+        gd: str = ""
+        for b in cb:
+            tb = type(b)
+            if tb is str:
+                if r:
+                    append(r)
+                    r = 0
+                gi += b
                 continue
-            if b is not None and type(b) is str:
-                out.insert(b)
-                b = next(it2, None)
-                continue
-            if a is None or b is None:
-                raise OperationError("compose: operations have different lengths")
-            ka, kb = _kind(a), _kind(b)
-            la = a if ka == 0 else len(a)  # type: ignore[arg-type]
-            lb = b if kb == 0 else len(b)  # type: ignore[arg-type]
-            n: int = min(la, lb)  # type: ignore[assignment]
-            if ka == 0 and kb == 0:
-                out.retain(n)
-            elif ka == 1 and kb == 2:
-                pass  # other deletes what self inserted: both vanish
-            elif ka == 1 and kb == 0:
-                out.insert(a[:n])  # type: ignore[index]
-            else:  # retain then delete
-                out.delete(b[:n])  # type: ignore[index]
-            a = _rest(a, ka, n, la)  # type: ignore[arg-type]
-            if a is None:
-                a = next(it1, None)
-            b = _rest(b, kb, n, lb)  # type: ignore[arg-type]
-            if b is None:
-                b = next(it2, None)
-        return out
+            if tb is int:
+                # other keeps ``n`` code points: self's components there carry over as they
+                # are (an insert of self's text stays an insert).
+                n: int = b
+                while True:
+                    ta = type(a)
+                    if ta is int:
+                        if gi or gd:
+                            _close_gap(append, gi, gd)
+                            gi = gd = ""
+                        if a > n:
+                            r += n
+                            a -= n
+                            break
+                        r += a
+                        n -= a
+                        if copy_runs and n:
+                            end, used = _output_span(ca, i, n)
+                            if end > i:
+                                append(r)
+                                out.extend(ca[i : end - 1])
+                                r = ca[end - 1]
+                                n -= used
+                                i = end
+                    elif ta is str:
+                        if r:
+                            append(r)
+                            r = 0
+                        la = len(a)
+                        if la > n:
+                            gi += a[:n]
+                            a = a[n:]
+                            break
+                        gi += a
+                        n -= la
+                    elif ta is Delete:
+                        if r:
+                            append(r)
+                            r = 0
+                        gd = gd + a if gd else a
+                    else:
+                        raise OperationError("compose: operations have different lengths")
+                    a = ca[i] if i < n_a else None
+                    i += 1
+                    if not n:
+                        break
+            else:
+                # other deletes ``n`` code points, from offset ``k`` of its deleted text on:
+                # what self kept there is now deleted, what self inserted there never was.
+                n = len(b)
+                k = 0
+                while True:
+                    ta = type(a)
+                    if ta is int:
+                        if r:
+                            append(r)
+                            r = 0
+                        if a > n:
+                            piece = b[k:] if k else b
+                            gd = gd + piece if gd else piece
+                            a -= n
+                            break
+                        piece = b[k : k + a]
+                        gd = gd + piece if gd else piece
+                        n -= a
+                        k += a
+                    elif ta is str:
+                        la = len(a)
+                        if la > n:
+                            a = a[n:]
+                            break
+                        n -= la
+                        k += la
+                    elif ta is Delete:
+                        if r:
+                            append(r)
+                            r = 0
+                        gd = gd + a if gd else a
+                    else:
+                        raise OperationError("compose: operations have different lengths")
+                    a = ca[i] if i < n_a else None
+                    i += 1
+                    if not n:
+                        break
+        # What other did not reach can only be self's final deletes.
+        while type(a) is Delete:
+            if r:
+                append(r)
+                r = 0
+            gd = gd + a if gd else a
+            a = ca[i] if i < n_a else None
+            i += 1
+        if a is not None:
+            raise OperationError("compose: operations have different lengths")
+        if r:
+            append(r)
+        elif gi or gd:
+            _close_gap(append, gi, gd)
+        return _make(out, self.base_length, other.target_length)
 
 
-def _rest(c: Component, kind: int, n: int, length: int) -> Component | None:
-    """What remains of component ``c`` after its first ``n`` units, or None."""
-    if n == length:
-        return None
-    if kind == 0:
-        return length - n
-    if kind == 1:
-        return c[n:]  # type: ignore[index]
-    return Delete(c[n:])  # type: ignore[index]
+#: compose and transform copy whole runs of the first operation's components when it has more
+#: than this many times as many components as the second (typically then a single splice,
+#: whose retains span most of the first). With operations of similar size a retain rarely
+#: spans more than a component or two, and looking ahead for a run would only cost time.
+_COPY_RUN_RATIO = 4
+
+
+def _output_span(comps: list[Any], i: int, n: int) -> tuple[int, int]:
+    """The run of whole components from ``comps[i]`` on that produces at most ``n`` code points.
+
+    compose copies such a run unchanged under one of the second operation's retains. It ends
+    with a retain, so that what follows in the result can merge with it as usual.
+
+    Returns:
+        ``(end, used)``: the run is ``comps[i:end]`` (``end == i`` when there is none) and
+        produces ``used`` code points (its retains and inserts).
+    """
+    end = i
+    used = total = 0
+    for j in range(i, len(comps)):
+        c = comps[j]
+        t = type(c)
+        if t is int:
+            total += c
+            if total > n:
+                break
+            end = j + 1
+            used = total
+        elif t is str:
+            total += len(c)
+            if total > n:
+                break
+    return end, used
+
+
+def _base_span(comps: list[Any], i: int, n: int) -> tuple[int, int, int]:
+    """The run of whole components from ``comps[i]`` on that covers at most ``n`` of the base.
+
+    transform copies such a run of ``a`` unchanged into ``a'`` under one of ``b``'s retains. It
+    ends with a retain, so that what follows in the result can merge with it as usual.
+
+    Returns:
+        ``(end, used, kept)``: the run is ``comps[i:end]`` (``end == i`` when there is none),
+        covers ``used`` code points of the base (its retains and deletes) and produces ``kept``
+        (its retains and inserts), all of which ``b'`` retains.
+    """
+    end = i
+    used = kept = total = keep = 0
+    for j in range(i, len(comps)):
+        c = comps[j]
+        t = type(c)
+        if t is int:
+            total += c
+            if total > n:
+                break
+            keep += c
+            end = j + 1
+            used = total
+            kept = keep
+        elif t is str:
+            keep += len(c)
+        else:
+            total += len(c)
+            if total > n:
+                break
+    return end, used, kept
+
+
+#: Makes an instance without running __init__, whose fields _make sets anyway.
+_new = object.__new__
+
+
+def _make(components: list[Component], base_length: int, target_length: int) -> TextOperation:
+    """An operation from already canonical components and their lengths."""
+    op: TextOperation = _new(TextOperation)
+    op.components = components
+    op.base_length = base_length
+    op.target_length = target_length
+    return op
+
+
+def _close_gap(append: Callable[[Component], None], inserted: str, deleted: str) -> None:
+    """Write out a finished gap between retains: its insert, then its delete.
+
+    compose and transform build a result as finished components followed by either a
+    pending retain or a pending gap: the text inserted and the text deleted since the last
+    retain. Pieces of one kind merge as they arrive and the gap is written insert first when
+    the next retain starts it, which is exactly the canonical form :meth:`TextOperation.insert`
+    and friends keep. ``deleted`` may still be one of the inputs' own :class:`Delete`
+    components, which is reused rather than copied.
+    """
+    if inserted:
+        append(inserted)
+    if deleted:
+        append(deleted if type(deleted) is Delete else Delete(deleted))
 
 
 def transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOperation]:
@@ -330,45 +519,176 @@ def transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOp
     """
     if a.base_length != b.base_length:
         raise OperationError("transform: operations apply to different texts")
-    a2 = TextOperation()
-    b2 = TextOperation()
-    it1 = iter(a.components)
-    it2 = iter(b.components)
-    x: Component | None = next(it1, None)
-    y: Component | None = next(it2, None)
-    while x is not None or y is not None:
-        if x is not None and type(x) is str:
-            a2.insert(x)
-            b2.retain(len(x))
-            x = next(it1, None)
+    # Both walk the same base text. The loop runs over b's components and pulls a's along;
+    # ``x`` is what is left of a's current component. An insert on either side becomes a
+    # retain on the other; a's insert goes first when both insert at one place, so a's
+    # pending insert is always handled before anything of b's at the same place.
+    ca: list[Any] = a.components
+    cb: list[Any] = b.components
+    n_a = len(ca)
+    x: Any = ca[0] if n_a else None
+    i = 1  # index of a's next component
+    # As in compose: when a has many more components than b, a's components under one of b's
+    # retains are copied into a' as one slice (see _base_span).
+    copy_runs = n_a > _COPY_RUN_RATIO * len(cb)
+    # a' and b' are built as in compose (see _close_gap): finished components, then a pending
+    # retain or a pending gap.
+    out_a: list[Component] = []
+    out_b: list[Component] = []
+    put_a = out_a.append
+    put_b = out_b.append
+    ra = rb = 0
+    ia = da = ib = db = ""
+    both = 0  # code points both delete, which the result lacks only once
+    for y in cb:
+        ty = type(y)
+        if ty is str:
+            while type(x) is str:
+                # a' inserts x, b' keeps it (then y goes after it).
+                if ra:
+                    put_a(ra)
+                    ra = 0
+                ia += x
+                if ib or db:
+                    _close_gap(put_b, ib, db)
+                    ib = db = ""
+                rb += len(x)
+                x = ca[i] if i < n_a else None
+                i += 1
+            # a' keeps y, b' inserts it.
+            if ia or da:
+                _close_gap(put_a, ia, da)
+                ia = da = ""
+            ra += len(y)
+            if rb:
+                put_b(rb)
+                rb = 0
+            ib += y
             continue
-        if y is not None and type(y) is str:
-            a2.retain(len(y))
-            b2.insert(y)
-            y = next(it2, None)
-            continue
-        if x is None or y is None:
-            raise OperationError("transform: operations have different lengths")
-        kx, ky = _kind(x), _kind(y)
-        lx = x if kx == 0 else len(x)  # type: ignore[arg-type]
-        ly = y if ky == 0 else len(y)  # type: ignore[arg-type]
-        n: int = min(lx, ly)  # type: ignore[assignment]
-        if kx == 0 and ky == 0:
-            a2.retain(n)
-            b2.retain(n)
-        elif kx == 2 and ky == 2:
-            pass  # both delete the same text
-        elif kx == 2:  # a deletes what b keeps
-            a2.delete(x[:n])  # type: ignore[index]
-        else:  # b deletes what a keeps
-            b2.delete(y[:n])  # type: ignore[index]
-        x = _rest(x, kx, n, lx)  # type: ignore[arg-type]
-        if x is None:
-            x = next(it1, None)
-        y = _rest(y, ky, n, ly)  # type: ignore[arg-type]
-        if y is None:
-            y = next(it2, None)
-    return a2, b2
+        if ty is int:
+            # b keeps ``n`` code points: a's components there carry over into a' as they are,
+            # and b' keeps whatever a kept or inserted there (``keep``, added at the end).
+            n: int = y
+            keep = 0
+            while True:
+                tx = type(x)
+                if tx is int:
+                    if ia or da:
+                        _close_gap(put_a, ia, da)
+                        ia = da = ""
+                    if x > n:
+                        ra += n
+                        keep += n
+                        x -= n
+                        break
+                    ra += x
+                    keep += x
+                    n -= x
+                    if copy_runs and n:
+                        end, used, kept = _base_span(ca, i, n)
+                        if end > i:
+                            put_a(ra)
+                            out_a.extend(ca[i : end - 1])
+                            ra = ca[end - 1]
+                            n -= used
+                            keep += kept
+                            i = end
+                elif tx is str:
+                    if ra:
+                        put_a(ra)
+                        ra = 0
+                    ia += x
+                    keep += len(x)
+                elif tx is Delete:
+                    if ra:
+                        put_a(ra)
+                        ra = 0
+                    lx = len(x)
+                    if lx > n:
+                        da += x[:n]
+                        x = Delete(x[n:])
+                        break
+                    da = da + x if da else x
+                    n -= lx
+                else:
+                    raise OperationError("transform: operations have different lengths")
+                x = ca[i] if i < n_a else None
+                i += 1
+                if not n:
+                    break
+            if keep:
+                if ib or db:
+                    _close_gap(put_b, ib, db)
+                    ib = db = ""
+                rb += keep
+        else:
+            # b deletes ``n`` code points, from offset ``k`` of its deleted text on: b' deletes
+            # what a kept there, a' drops what a deleted there too, and a's inserts survive.
+            n = len(y)
+            k = 0
+            while True:
+                tx = type(x)
+                if tx is int:
+                    if rb:
+                        put_b(rb)
+                        rb = 0
+                    if x > n:
+                        piece = y[k:] if k else y
+                        db = db + piece if db else piece
+                        x -= n
+                        break
+                    piece = y[k : k + x]
+                    db = db + piece if db else piece
+                    n -= x
+                    k += x
+                elif tx is str:
+                    if ra:
+                        put_a(ra)
+                        ra = 0
+                    ia += x
+                    if ib or db:
+                        _close_gap(put_b, ib, db)
+                        ib = db = ""
+                    rb += len(x)
+                elif tx is Delete:
+                    lx = len(x)
+                    if lx > n:
+                        both += n
+                        x = Delete(x[n:])
+                        break
+                    both += lx
+                    n -= lx
+                    k += lx
+                else:
+                    raise OperationError("transform: operations have different lengths")
+                x = ca[i] if i < n_a else None
+                i += 1
+                if not n:
+                    break
+    # What b did not reach can only be a's final insert.
+    while type(x) is str:
+        if ra:
+            put_a(ra)
+            ra = 0
+        ia += x
+        if ib or db:
+            _close_gap(put_b, ib, db)
+            ib = db = ""
+        rb += len(x)
+        x = ca[i] if i < n_a else None
+        i += 1
+    if x is not None:
+        raise OperationError("transform: operations have different lengths")
+    if ra:
+        put_a(ra)
+    elif ia or da:
+        _close_gap(put_a, ia, da)
+    if rb:
+        put_b(rb)
+    elif ib or db:
+        _close_gap(put_b, ib, db)
+    result = a.target_length + b.target_length - a.base_length + both
+    return _make(out_a, b.target_length, result), _make(out_b, a.target_length, result)
 
 
 def compose_all(ops: Iterable[TextOperation], length: int) -> TextOperation:
@@ -397,22 +717,23 @@ def transform_offset(op: TextOperation, offset: int, *, before_inserts: bool = F
         before_inserts: keep the cursor in front of text inserted exactly at it (a selection's
             start); by default it moves past such text, as a remote typist's cursor does.
     """
+    comps: list[Any] = op.components
     pos = 0  # in the base text
     shift = 0  # result offset minus base offset so far
-    for c in op.components:
-        if pos > offset:
-            break
+    for c in comps:
         t = type(c)
         if t is int:
-            pos += c  # type: ignore[operator]
+            pos += c
+            if pos > offset:
+                break  # nothing further on moves the cursor
         elif t is str:
-            if pos < offset or (pos == offset and not before_inserts):
-                shift += len(c)  # type: ignore[arg-type]
+            if pos < offset or not before_inserts:
+                shift += len(c)
         else:
-            n = len(c)  # type: ignore[arg-type]
-            if pos + n <= offset:
-                shift -= n
-            else:
-                shift -= offset - pos
+            n = len(c)
+            if pos + n > offset:
+                shift -= offset - pos  # the cursor lands where the deletion was
+                break
+            shift -= n
             pos += n
     return offset + shift
