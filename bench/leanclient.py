@@ -176,6 +176,8 @@ class LeanClient:
                     return  # an answer to an edit abandoned by the resync
                 result = message["result"]
                 doc.on_ack(result["revision"], [_change(c) for c in result["catchUp"]])
+                if not doc.unacked:
+                    self._send_unsent(doc)  # what was typed while the edit was in flight
                 return
             fut = self.waiting.pop(id_, None) if isinstance(id_, int) else None
             if fut is not None and not fut.done():
@@ -227,14 +229,23 @@ class LeanClient:
         return doc
 
     def replace(self, doc: ClientDocument, start: int, end: int, text: str) -> None:
-        """Type: replace code points ``start..end`` of ``doc`` with ``text``, send it at once.
+        """Type: replace code points ``start..end`` of ``doc`` with ``text``.
 
-        Nothing is typed while the document is being re-opened.
+        Like most editors' clients, it keeps one edit in flight: what is typed meanwhile is
+        gathered and sent when the answer comes. Nothing is typed while the document is
+        being re-opened.
         """
         if doc.path in self.resyncing:
             return
         rng = (position_at(doc.text, start, doc.encoding), position_at(doc.text, end, doc.encoding))
-        edit = doc.local_edit([ContentChange(rng, text)])
+        doc.type([ContentChange(rng, text)])
+        if not doc.unacked:
+            self._send_unsent(doc)
+
+    def _send_unsent(self, doc: ClientDocument) -> None:
+        edit = doc.take_unsent()
+        if edit is None:
+            return
         assert self.conn is not None
         id_ = next(self.ids)
         self.acks[id_] = doc

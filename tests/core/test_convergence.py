@@ -84,14 +84,23 @@ class Schedule:
             # which the client's edge gives \n line ends.
             lf = ContentChange(change.range, change.text.replace("\r\n", "\n"))
             text = apply_changes(text, [lf], client.encoding)
-        self.up[i].append(client.local_edit(changes))
+        if self.rng.random() < 0.5:
+            self.up[i].append(client.local_edit(changes))
+        else:
+            # A client that keeps one edit in flight gathers keystrokes until it sends them.
+            client.type(changes)
+
+    def client_sends_unsent(self, i: int) -> None:
+        edit = self.clients[i].take_unsent()
+        if edit is not None:
+            self.up[i].append(edit)
 
     def reconnect(self, i: int) -> None:
         """Client i loses its connection (messages in flight both ways are lost) and resumes."""
         self.up[i].clear()
         self.down[i].clear()
         client = self.clients[i]
-        if client.pending:
+        if client.pending or client.unsent:
             self.sync.open(str(i), client.encoding, resume=client.revision)
             self.up[i].extend(client.resume())
         else:
@@ -132,6 +141,12 @@ class Schedule:
         if choice < 0.35:
             self.client_edits(rng.randrange(n))
             return
+        if choice < 0.42:
+            # Sending what was gathered: mostly once nothing is in flight, sometimes pipelined.
+            i = rng.randrange(n)
+            if not self.clients[i].unacked or rng.random() < 0.3:
+                self.client_sends_unsent(i)
+            return
         ready_up = [i for i in range(n) if self.up[i]]
         ready_down = [j for j in range(n) if self.down[j]]
         if choice < 0.65 and ready_up:
@@ -142,6 +157,8 @@ class Schedule:
             self.server_receives(rng.choice(ready_up))
 
     def drain(self) -> None:
+        for i in range(len(self.clients)):
+            self.client_sends_unsent(i)
         while any(self.up) or any(self.down):
             ready = [("u", i) for i in range(len(self.clients)) if self.up[i]]
             ready += [("d", j) for j in range(len(self.clients)) if self.down[j]]
@@ -176,7 +193,7 @@ def test_every_client_converges_to_the_server(
     s.drain()
     doc = s.sync.doc
     for i, client in enumerate(s.clients):
-        assert client.unacked == 0
+        assert client.unacked == 0 and not client.unsent
         assert client.text == doc.text, f"client {i} ({client.encoding}) diverged; seed={seed}"
         assert client.revision == doc.revision, f"client {i} revision; seed={seed}"
         assert client.text.encode("utf-8") == doc.text.encode("utf-8")

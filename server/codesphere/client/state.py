@@ -31,9 +31,12 @@ class ClientDocument:
     #: How many of ``pending`` (the newest ones) await an acknowledgement.
     unacked: int = 0
     last_seq: int = 0
+    #: Changes applied to ``text`` but not sent yet: a client that keeps one edit in flight
+    #: gathers keystrokes here and sends them as one edit when the answer comes.
+    unsent: list[ContentChange] = field(default_factory=list)
 
-    def local_edit(self, changes: list[ContentChange]) -> PendingEdit:
-        """Apply the user's changes now; return the edit to send to the server.
+    def type(self, changes: list[ContentChange]) -> None:
+        """Apply the user's changes now and keep them for the next :meth:`take_unsent`.
 
         Line ends are converted to ``\\n`` here, at the edge, as every client must.
         """
@@ -42,16 +45,34 @@ class ClientDocument:
             for c in changes
         ]
         self.text = apply_changes(self.text, changes, self.encoding)
+        self.unsent.extend(changes)
+
+    def take_unsent(self) -> PendingEdit | None:
+        """The edit that sends every unsent change (``None`` when there is none)."""
+        return self._send_unsent() if self.unsent else None
+
+    def local_edit(self, changes: list[ContentChange]) -> PendingEdit:
+        """Apply the user's changes now; return the edit that sends them (and any unsent)."""
+        self.type(changes)
+        return self._send_unsent()
+
+    def _send_unsent(self) -> PendingEdit:
         self.last_seq += 1
-        edit = PendingEdit(self.last_seq, self.revision, changes)
+        edit = PendingEdit(self.last_seq, self.revision, self.unsent)
+        self.unsent = []
         self.pending.append(edit)
         self.unacked += 1
         return edit
 
+    @property
+    def in_sync_with_server(self) -> bool:
+        """Whether every local change has been acknowledged (server edits then apply)."""
+        return not self.unacked and not self.unsent
+
     def on_ack(self, revision: int, catch_up: list[ContentChange]) -> None:
         """Our oldest unacknowledged edit was committed; the head is at ``revision``."""
         self.unacked -= 1
-        if self.unacked == 0:
+        if self.in_sync_with_server:
             self.pending.clear()
             self.text = apply_changes(self.text, catch_up, self.encoding)
             self.revision = revision
@@ -63,7 +84,7 @@ class ClientDocument:
         Raises:
             OutOfSync: the edit skips revisions although nothing of ours is pending.
         """
-        if self.unacked or revision <= self.revision:
+        if not self.in_sync_with_server or revision <= self.revision:
             return False
         if revision != self.revision + 1:
             raise OutOfSync(f"got revision {revision} at {self.revision}")
@@ -77,6 +98,7 @@ class ClientDocument:
         self.revision = revision
         self.pending.clear()
         self.unacked = 0
+        self.unsent = []
 
     def resume(self) -> list[PendingEdit]:
         """After a reconnect: every edit to resend, in order (all are unacknowledged again)."""

@@ -7,7 +7,8 @@ two never interleave inside a frame.
 
 Frames for one connection are gathered during one turn of the event loop and written with one
 system call at its end: under load, the edits committed by one storage batch and the presence
-that follows them reach each client in a single write.
+that follows them reach each client in a single write. One callback per turn flushes every
+connection that has something to write.
 """
 
 from __future__ import annotations
@@ -26,6 +27,26 @@ log = logging.getLogger("codesphere.websocket")
 HUB_KEY = web.AppKey("hub", Hub)
 
 
+class _Flusher:
+    """Writes out, at the end of the current loop turn, every transport with queued frames."""
+
+    def __init__(self) -> None:
+        self.dirty: list[WebSocketTransport] = []
+
+    def add(self, transport: WebSocketTransport) -> None:
+        if not self.dirty:
+            asyncio.get_running_loop().call_soon(self.run)
+        self.dirty.append(transport)
+
+    def run(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for transport in dirty:
+            transport.flush()
+
+
+_flusher = _Flusher()
+
+
 class WebSocketTransport:
     """A :class:`~codesphere.app.connection.Transport` over an aiohttp WebSocket."""
 
@@ -36,17 +57,16 @@ class WebSocketTransport:
         self.closing = False
         self._close_task: asyncio.Task[Any] | None = None
         self._pending: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
 
     def write_frame(self, frame: bytes) -> None:
         """Queue a frame for the write at the end of this turn of the event loop."""
         if self.closing:
             return
         if not self._pending:
-            self._loop.call_soon(self._flush)
+            _flusher.add(self)
         self._pending.append(frame)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Write the queued frames; a client whose unread output passes the limit gets 4002."""
         frames = self._pending
         if not frames:
@@ -64,7 +84,7 @@ class WebSocketTransport:
         """Start a close handshake with ``code`` after what is queued; later writes are dropped."""
         if self.closing:
             return
-        self._flush()
+        self.flush()
         self.closing = True
         self._close_task = asyncio.ensure_future(
             self.ws.close(code=code, message=reason.encode("utf-8"))
