@@ -131,9 +131,7 @@ class Connection:
         return False
 
     async def _dispatch(self, method: str, params: Any, id_: Any, is_request: bool) -> None:
-        from codesphere.app.handlers import HANDLERS
-
-        handler = HANDLERS.get(method)
+        handler = self.hub.methods.get(method)
         try:
             # protocol.md §2: before initialize and after shutdown, *any* other request
             # (an unknown one included) gets the lifecycle error.

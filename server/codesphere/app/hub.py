@@ -11,14 +11,14 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from codesphere.app.connection import Connection
 from codesphere.app.limits import Limits
 from codesphere.app.rooms import DocState, Member, RoomState
 from codesphere.core.changes import op_to_changes
-from codesphere.core.document import Document, LogEntry, normalize_eol
+from codesphere.core.document import DEFAULT_WINDOW, Document, LogEntry, normalize_eol
 from codesphere.core.operation import TextOperation
 from codesphere.core.positions import Encoding
 from codesphere.core.sync import Ack, DocumentSync
@@ -70,6 +70,9 @@ class Hub:
         self.limits = limits or Limits()
         self.clock = clock
         self.rooms: dict[str, RoomState] = {}
+        # The JSON-RPC methods, by name (``app.handlers`` fills this in; the hub does not
+        # import the handlers, which import the hub).
+        self.methods: dict[str, Callable[[Connection, Any], Awaitable[Any]]] = {}
         self._room_locks: dict[str, asyncio.Lock] = {}
         self.connections: set[Connection] = set()
         self.by_client: dict[str, Connection] = {}
@@ -125,7 +128,7 @@ class Hub:
             if doc.sync is not None:
                 return doc.sync
             stored = await self.storage.load_document(room.id, doc.id)
-            window = 4096
+            window = DEFAULT_WINDOW
             since = max(0, stored.snapshot_revision - window)
             older = await self.storage.read_ops(
                 room.id, doc.id, since, limit=stored.snapshot_revision - since

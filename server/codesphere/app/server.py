@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from codesphere import __version__
+from codesphere.app.handlers import HANDLERS
 from codesphere.app.hub import Hub
 from codesphere.app.limits import Limits
 from codesphere.ordering.local import LocalSequencer
@@ -92,6 +93,7 @@ async def start_server(
     storage = SqliteStorage(directory / DB_NAME)
     await storage.open()
     hub = Hub(storage, LocalSequencer(storage), limits)
+    hub.methods.update(HANDLERS)
     runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

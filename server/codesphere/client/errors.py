@@ -16,25 +16,55 @@ from __future__ import annotations
 
 from typing import Any
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-SERVER_NOT_INITIALIZED = -32002
+# The codes are the server's own: one definition for both ends of the protocol.
+from codesphere.protocol.errors import (
+    ALREADY_EXISTS,
+    DOCUMENT_NOT_FOUND,
+    DOCUMENT_NOT_OPEN,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    INVALID_CHANGE,
+    INVALID_PARAMS,
+    INVALID_POSITION,
+    INVALID_REQUEST,
+    INVALID_REVISION,
+    METHOD_NOT_FOUND,
+    NOT_IN_ROOM,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    RESYNC_REQUIRED,
+    ROOM_NOT_FOUND,
+    SERVER_NOT_INITIALIZED,
+    TOO_LARGE,
+)
 
-NOT_IN_ROOM = 1001
-ROOM_NOT_FOUND = 1002
-DOCUMENT_NOT_FOUND = 1003
-ALREADY_EXISTS = 1004
-FORBIDDEN = 1005
-DOCUMENT_NOT_OPEN = 1006
-INVALID_POSITION = 1010
-INVALID_CHANGE = 1011
-INVALID_REVISION = 1012
-RESYNC_REQUIRED = 1013
-RATE_LIMITED = 1020
-TOO_LARGE = 1021
+__all__ = [
+    "ALREADY_EXISTS",
+    "DOCUMENT_NOT_FOUND",
+    "DOCUMENT_NOT_OPEN",
+    "ERROR_NAMES",
+    "FORBIDDEN",
+    "INTERNAL_ERROR",
+    "INVALID_CHANGE",
+    "INVALID_PARAMS",
+    "INVALID_POSITION",
+    "INVALID_REQUEST",
+    "INVALID_REVISION",
+    "METHOD_NOT_FOUND",
+    "NOT_IN_ROOM",
+    "PARSE_ERROR",
+    "RATE_LIMITED",
+    "RESYNC_REQUIRED",
+    "ROOM_NOT_FOUND",
+    "SERVER_NOT_INITIALIZED",
+    "TOO_LARGE",
+    "ClientError",
+    "ConnectionLost",
+    "DocumentClosed",
+    "NotConnected",
+    "ResyncNeeded",
+    "RpcError",
+]
 
 #: The name protocol.md gives each code.
 ERROR_NAMES: dict[int, str] = {
