@@ -173,7 +173,7 @@ encodings_st = st.lists(st.sampled_from(ENCODINGS), min_size=2, max_size=8)
 
 
 @settings(
-    max_examples=int(os.environ.get("CONVERGENCE_EXAMPLES", "6000")),
+    max_examples=int(os.environ.get("CONVERGENCE_EXAMPLES", "10000")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
