@@ -228,19 +228,20 @@ class LeanClient:
         self.docs[path] = doc
         return doc
 
-    def replace(self, doc: ClientDocument, start: int, end: int, text: str) -> None:
+    def replace(self, doc: ClientDocument, start: int, end: int, text: str) -> bool:
         """Type: replace code points ``start..end`` of ``doc`` with ``text``.
 
         Like most editors' clients, it keeps one edit in flight: what is typed meanwhile is
         gathered and sent when the answer comes. Nothing is typed while the document is
-        being re-opened.
+        being re-opened: then it returns False.
         """
         if doc.path in self.resyncing:
-            return
+            return False
         rng = (position_at(doc.text, start, doc.encoding), position_at(doc.text, end, doc.encoding))
         doc.type([ContentChange(rng, text)])
         if not doc.unacked:
             self._send_unsent(doc)
+        return True
 
     def _send_unsent(self, doc: ClientDocument) -> None:
         edit = doc.take_unsent()

@@ -105,8 +105,8 @@ async def run_load(spec: dict[str, Any]) -> None:
                 at = rng.randint(0, length - 30)
                 end = at + 30
             rec.sent[(index, seq)] = time.perf_counter()
-            await typist_.type(at, end, token, spec["presence"])
-            rec.edits += 1
+            if await typist_.type(at, end, token, spec["presence"]):
+                rec.edits += 1
 
     for step, rate in enumerate(spec["rates"]):
         warmup, seconds = spec["warmup"], spec["seconds"]
@@ -134,6 +134,7 @@ async def run_load(spec: dict[str, Any]) -> None:
                 "edits_per_s": sent / seconds,
                 "deliveries": len(rec.delays),
                 "expected_deliveries": sent * (per_room - 1),
+                "resyncs": sum(c.resyncs() for c in clients),
                 **summary,
             }
         )
@@ -172,7 +173,11 @@ class Typist:
     def text(self) -> str: ...
     def unacked(self) -> int: ...
     def revision(self) -> int: ...
-    async def type(self, start: int, end: int, token: str, presence: bool) -> None: ...
+    def resyncs(self) -> int: ...
+    async def type(self, start: int, end: int, token: str, presence: bool) -> bool:
+        """Type ``token``; False when the client cannot type now (it is re-opening)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -193,10 +198,15 @@ async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> li
         def revision(self) -> int:
             return int(self.doc.revision)
 
-        async def type(self, start: int, end: int, token: str, presence: bool) -> None:
-            self.client.replace(self.doc, start, end, token)
+        def resyncs(self) -> int:
+            return self.client.resyncs
+
+        async def type(self, start: int, end: int, token: str, presence: bool) -> bool:
+            if not self.client.replace(self.doc, start, end, token):
+                return False
             if presence:
                 self.client.presence(self.doc, start, start + len(token))
+            return True
 
         async def close(self) -> None:
             await self.client.close()
@@ -238,10 +248,14 @@ async def connect_full(url: str, rooms: int, per_room: int, rec: Recorder) -> li
         def revision(self) -> int:
             return int(self.doc.revision)
 
-        async def type(self, start: int, end: int, token: str, presence: bool) -> None:
+        def resyncs(self) -> int:
+            return len(self.doc.errors)
+
+        async def type(self, start: int, end: int, token: str, presence: bool) -> bool:
             await self.doc.replace(start, end, token)
             if presence:
                 await self.client.update_presence("bench.txt", [(start, start + len(token))])
+            return True
 
         async def close(self) -> None:
             await self.client.close()
