@@ -94,6 +94,7 @@ async def room_with(
 
 
 async def test_worked_example_in_utf16_and_utf8(clients: Callable[..., Awaitable[Any]]) -> None:
+    """The worked session of protocol.md §11 gives both clients the same text and revision."""
     ada: CodeSphereClient = await clients("Ada", "utf-16")
     ben: CodeSphereClient = await clients("Ben", "utf-8")
     assert (ada.encoding, ben.encoding) == ("utf-16", "utf-8")
@@ -116,6 +117,7 @@ async def test_worked_example_in_utf16_and_utf8(clients: Callable[..., Awaitable
 async def test_concurrent_edits_converge(
     clients: Callable[..., Awaitable[Any]], encodings: tuple[str, ...]
 ) -> None:
+    """Random concurrent edits with emoji, combining marks, ZWJ and CJK converge, checksums too."""
     people: list[CodeSphereClient] = [
         await clients(f"P{i}", enc) for i, enc in enumerate(encodings)
     ]
@@ -137,6 +139,7 @@ async def test_concurrent_edits_converge(
 async def test_edit_with_explicit_changes_in_each_encoding(
     clients: Callable[..., Awaitable[Any]],
 ) -> None:
+    """Explicit content changes in each position encoding land where they were meant to."""
     from codesphere.core.changes import ContentChange
 
     u8: CodeSphereClient = await clients("U8", "utf-8")
@@ -159,6 +162,7 @@ async def test_edit_with_explicit_changes_in_each_encoding(
 
 
 async def test_presence_is_seen_by_the_other(clients: Callable[..., Awaitable[Any]]) -> None:
+    """A client's selections reach the other client as presence, in its own encoding."""
     ada: CodeSphereClient = await clients("Ada", "utf-16")
     ben: CodeSphereClient = await clients("Ben", "utf-8")
     room = await room_with(ada, [{"path": "p.txt", "text": "a😀b\nsecond\n"}])
@@ -181,6 +185,7 @@ async def test_presence_is_seen_by_the_other(clients: Callable[..., Awaitable[An
 
 
 async def test_chat_round_trip_and_history(clients: Callable[..., Awaitable[Any]]) -> None:
+    """Chat messages reach every member and come back from history, page by page."""
     ada: CodeSphereClient = await clients("Ada")
     ben: CodeSphereClient = await clients("Ben")
     room = await room_with(ada)
@@ -208,6 +213,7 @@ async def test_chat_round_trip_and_history(clients: Callable[..., Awaitable[Any]
 
 
 async def test_viewer_edit_is_refused_and_resynced(clients: Callable[..., Awaitable[Any]]) -> None:
+    """A viewer's edit is refused with Forbidden and its text returns to the server's."""
     ada: CodeSphereClient = await clients("Ada", "utf-16")
     vic: CodeSphereClient = await clients("Vic", "utf-8")
     room = await room_with(ada, [{"path": "r.txt", "text": "read only 中文\n"}])
@@ -234,6 +240,7 @@ async def test_viewer_edit_is_refused_and_resynced(clients: Callable[..., Awaita
 
 
 async def test_files_and_members(clients: Callable[..., Awaitable[Any]]) -> None:
+    """File creation, renaming and deletion and member joins reach the other client."""
     ada: CodeSphereClient = await clients("Ada")
     ben: CodeSphereClient = await clients("Ben")
     room = await room_with(ada, [{"path": "a.txt", "text": "A"}])
@@ -270,6 +277,7 @@ async def test_files_and_members(clients: Callable[..., Awaitable[Any]]) -> None
 
 
 async def test_reconnect_resends_kept_edits(clients: Callable[..., Awaitable[Any]]) -> None:
+    """After a reconnect, edits in flight and made offline are applied exactly once."""
     ada: CodeSphereClient = await clients("Ada", "utf-16")
     ben: CodeSphereClient = await clients("Ben", "utf-8")
     room = await room_with(ada, [{"path": "k.txt", "text": "base 中\n"}])
@@ -312,6 +320,7 @@ async def test_reconnect_resends_kept_edits(clients: Callable[..., Awaitable[Any
 async def test_close_is_final_and_edits_are_durable(
     clients: Callable[..., Awaitable[Any]],
 ) -> None:
+    """A closed client cannot reconnect, and its acknowledged edits are there for others."""
     ada: CodeSphereClient = await clients("Ada", "utf-8")
     room = await room_with(ada, [{"path": "s.txt", "text": "x"}])
     a = await ada.open("s.txt")

@@ -175,6 +175,7 @@ async def client(fake: FakeServer) -> AsyncIterator[CodeSphereClient]:
 
 
 async def test_connect_initializes_and_close_says_goodbye(fake: FakeServer) -> None:
+    """connect sends initialize and initialized; close sends shutdown and exit."""
     c = await CodeSphereClient.connect(
         fake.url, name="Ada", encodings=("utf-8",), client_id="me-1", client_name="tests"
     )
@@ -200,6 +201,7 @@ async def test_connect_initializes_and_close_says_goodbye(fake: FakeServer) -> N
 
 
 async def test_server_assigns_a_client_id(fake: FakeServer) -> None:
+    """Without a clientId the client takes the one the server assigns."""
     c = await CodeSphereClient.connect(fake.url)
     try:
         assert c.client_id == "c-1"
@@ -215,6 +217,7 @@ async def test_server_assigns_a_client_id(fake: FakeServer) -> None:
 async def test_responses_are_matched_by_id_even_out_of_order(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """Responses reach their requests by id, whatever order they come in."""
     held: list[dict[str, Any]] = []
 
     async def slow(ws: ServerConnection, request: dict[str, Any]) -> None:
@@ -239,6 +242,7 @@ async def test_responses_are_matched_by_id_even_out_of_order(
 async def test_many_concurrent_requests_keep_their_order(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """Concurrent requests are sent in the order they were made."""
     results = await asyncio.gather(*(client.request("echo", [i]) for i in range(300)))
     assert results == [[i] for i in range(300)]
     ids = [m["id"] for m in fake.received if m.get("method") == "echo"]
@@ -246,6 +250,8 @@ async def test_many_concurrent_requests_keep_their_order(
 
 
 async def test_error_response_raises_rpc_error(fake: FakeServer, client: CodeSphereClient) -> None:
+    """An error response raises RpcError with its code, message and data."""
+
     async def refuse(ws: ServerConnection, request: dict[str, Any]) -> None:
         await fail(ws, request, codes.RATE_LIMITED, {"retryAfterMs": 50})
 
@@ -262,6 +268,8 @@ async def test_error_response_raises_rpc_error(fake: FakeServer, client: CodeSph
 
 
 async def test_request_timeout(fake: FakeServer, client: CodeSphereClient) -> None:
+    """A request with no answer times out."""
+
     async def never(ws: ServerConnection, request: dict[str, Any]) -> None:
         return None
 
@@ -274,6 +282,8 @@ async def test_request_timeout(fake: FakeServer, client: CodeSphereClient) -> No
 async def test_garbage_from_the_server_is_ignored(
     fake: FakeServer, client: CodeSphereClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Frames that are not JSON-RPC are ignored and the connection goes on."""
+
     async def garbage(ws: ServerConnection, request: dict[str, Any]) -> None:
         await ws.send("this is not json")
         await ws.send(b"\x00binary")
@@ -306,6 +316,7 @@ async def _notify_script(ws: ServerConnection, request: dict[str, Any]) -> None:
 async def test_notifications_reach_handlers_and_queues(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """Notifications reach subscribed handlers and the per-method queues."""
     fake.scripts["notifyMe"] = _notify_script
     seen: list[Any] = []
     everything: list[Any] = []
@@ -342,6 +353,7 @@ async def test_notifications_reach_handlers_and_queues(
 async def test_failing_handlers_do_not_stop_the_reader(
     fake: FakeServer, client: CodeSphereClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A handler that raises, sync or async, does not stop the reader."""
     fake.scripts["notifyMe"] = _notify_script
 
     def broken(params: Any) -> None:
@@ -366,6 +378,7 @@ async def test_failing_handlers_do_not_stop_the_reader(
 async def test_failing_reply_callback_does_not_stop_the_reader(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """A reply callback that raises does not stop the reader."""
     conn = client.connection
     assert conn is not None
 
@@ -383,6 +396,8 @@ async def test_failing_reply_callback_does_not_stop_the_reader(
 async def test_server_close_fails_pending_requests_and_resolves_closed(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """A close by the server fails pending requests and resolves closed with its code."""
+
     async def hang(ws: ServerConnection, request: dict[str, Any]) -> None:
         return None
 
@@ -408,6 +423,7 @@ async def test_server_close_fails_pending_requests_and_resolves_closed(
 
 
 async def test_raw_connection_surfaces_close(fake: FakeServer) -> None:
+    """The JSON-RPC connection reports the server's close code."""
     notes: list[tuple[str, Any]] = []
     closed: list[RpcConnection] = []
     conn = await RpcConnection.open(fake.url, lambda m, p: notes.append((m, p)), closed.append)
@@ -424,6 +440,7 @@ async def test_raw_connection_surfaces_close(fake: FakeServer) -> None:
 
 
 async def test_sending_rate_is_limited(fake: FakeServer) -> None:
+    """The client keeps under the sending rate the server announces."""
     conn = await RpcConnection.open(fake.url, lambda m, p: None, requests_per_second=100, burst=5)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -447,6 +464,7 @@ def _opened(text: str, revision: int) -> Script:
 async def test_edits_are_sent_with_revision_seq_and_encoded_positions(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """Edits go out with their base revision, seq and positions in the negotiated encoding."""
     acks: list[dict[str, Any]] = []
 
     async def did_change(ws: ServerConnection, request: dict[str, Any]) -> None:
@@ -479,6 +497,8 @@ async def test_edits_are_sent_with_revision_seq_and_encoded_positions(
 async def test_refused_edit_resyncs_to_the_server_text(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """A refused edit makes the document re-open and take the server's text."""
+
     async def forbid(ws: ServerConnection, request: dict[str, Any]) -> None:
         await fail(ws, request, codes.FORBIDDEN)
 
@@ -496,6 +516,7 @@ async def test_refused_edit_resyncs_to_the_server_text(
 
 
 async def test_reconnect_resends_kept_edits_exactly(fake: FakeServer) -> None:
+    """A reconnect resumes at the kept revision and resends every kept edit unchanged."""
     client = await CodeSphereClient.connect(fake.url, client_id="me", encodings=("utf-32",))
     try:
         fake.scripts["textDocument/didOpen"] = _opened("abc", 5)
@@ -542,6 +563,7 @@ async def test_reconnect_resends_kept_edits_exactly(fake: FakeServer) -> None:
 
 
 async def test_resume_too_old_falls_back_to_a_plain_open(fake: FakeServer) -> None:
+    """A refused resume falls back to a plain open and records the lost edits."""
     client = await CodeSphereClient.connect(fake.url, client_id="me", encodings=("utf-32",))
     try:
         fake.scripts["textDocument/didOpen"] = _opened("abc", 5)
@@ -585,6 +607,7 @@ async def test_resume_too_old_falls_back_to_a_plain_open(fake: FakeServer) -> No
 
 
 async def test_without_auto_resync_a_refused_edit_blocks_until_resync(fake: FakeServer) -> None:
+    """Without auto_resync, editing after a refusal raises ResyncNeeded until resync()."""
     from codesphere.client import ResyncNeeded
 
     client = await CodeSphereClient.connect(fake.url, auto_resync=False)
@@ -612,6 +635,7 @@ async def test_without_auto_resync_a_refused_edit_blocks_until_resync(fake: Fake
 async def test_concurrent_opens_share_one_document(
     fake: FakeServer, client: CodeSphereClient
 ) -> None:
+    """Two concurrent opens of one path share one document."""
     fake.scripts["textDocument/didOpen"] = _opened("same", 1)
     await client.join("r-1")
     first, second = await asyncio.gather(client.open("a.txt"), client.open("a.txt"))
