@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 import click
 
 from codesphere import __version__
-from codesphere.app.hub import entry_from_record, new_id
+from codesphere.app.hub import new_id, rebuild_document
 from codesphere.app.limits import Limits
 from codesphere.app.server import DB_NAME, start_server
-from codesphere.core.document import Document, normalize_eol
+from codesphere.core.document import normalize_eol
 from codesphere.core.operation import TextOperation
 from codesphere.storage.base import DocumentRecord, NotFound, RoomRecord, StoredDocument
 from codesphere.storage.sqlite import SqliteStorage
@@ -264,19 +264,9 @@ async def text_at(
     storage: SqliteStorage, stored: StoredDocument, room_id: str, revision: int
 ) -> str:
     """The text of a stored document at any revision from 0 to its head."""
-    snap = stored.snapshot_revision
-    older = await storage.read_ops(
-        room_id, stored.record.id, revision, limit=max(0, snap - revision)
-    )
-    document = Document(
-        stored.snapshot_text, snap, window=max(1, snap - revision),
-        history=[entry_from_record(r) for r in older] if revision < snap else None,
-    )  # fmt: skip
-    for r in stored.ops:
-        if r.revision > revision:
-            break
-        document.replay(entry_from_record(r))
-    return document.text_at(revision) if revision < snap else document.text
+    keep = max(1, stored.record.revision - revision)  # enough log to walk back to ``revision``
+    document = await rebuild_document(storage, room_id, stored, revision, window=keep)
+    return document.text_at(revision)
 
 
 @doc.command("list")

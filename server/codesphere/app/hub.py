@@ -33,6 +33,7 @@ from codesphere.storage.base import (
     RoomRecord,
     Storage,
     StorageError,
+    StoredDocument,
 )
 
 log = logging.getLogger("codesphere.hub")
@@ -128,20 +129,8 @@ class Hub:
             if doc.sync is not None:
                 return doc.sync
             stored = await self.storage.load_document(room.id, doc.id)
-            window = DEFAULT_WINDOW
-            since = max(0, stored.snapshot_revision - window)
-            older = await self.storage.read_ops(
-                room.id, doc.id, since, limit=stored.snapshot_revision - since
-            )
-            document = Document(
-                stored.snapshot_text,
-                stored.snapshot_revision,
-                stored.record.eol,
-                window=window,
-                history=[entry_from_record(r) for r in older],
-            )
-            for record in stored.ops:
-                document.replay(entry_from_record(record))
+            since = stored.snapshot_revision - DEFAULT_WINDOW
+            document = await rebuild_document(self.storage, room.id, stored, since)
             doc.snapshot_revision = stored.snapshot_revision
             doc.durable = document.revision
             doc.sync = DocumentSync(
@@ -323,6 +312,33 @@ class Hub:
             conn.transport.close(1001, "server shutting down")
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def rebuild_document(
+    storage: Storage,
+    room_id: str,
+    stored: StoredDocument,
+    since: int,
+    window: int = DEFAULT_WINDOW,
+) -> Document:
+    """A stored document at its durable head, its log from revision ``since`` on in memory.
+
+    The snapshot gives the text; the ops before it become the log (so older texts and late
+    edits can still be placed), the ops after it are replayed.
+    """
+    snap = stored.snapshot_revision
+    since = max(0, min(since, snap))
+    older = await storage.read_ops(room_id, stored.record.id, since, limit=snap - since)
+    document = Document(
+        stored.snapshot_text,
+        snap,
+        stored.record.eol,
+        window=window,
+        history=[entry_from_record(r) for r in older],
+    )
+    for record in stored.ops:
+        document.replay(entry_from_record(record))
+    return document
 
 
 def entry_from_record(record: OpRecord) -> LogEntry:
