@@ -166,40 +166,38 @@ async def run_load(spec: dict[str, Any]) -> None:
 
 
 class Typist:
-    """What the load loop needs from a client, whichever implementation it is."""
+    """One load client and its open document, whichever client implementation it is."""
 
-    room: int
+    def __init__(self, client: Any, doc: Any, room: int) -> None:
+        self.client, self.doc, self.room = client, doc, room
 
-    def text(self) -> str: ...
-    def unacked(self) -> int: ...
-    def revision(self) -> int: ...
-    def resyncs(self) -> int: ...
+    def text(self) -> str:
+        return str(self.doc.text)
+
+    def unacked(self) -> int:
+        return int(self.doc.unacked)
+
+    def revision(self) -> int:
+        return int(self.doc.revision)
+
+    def resyncs(self) -> int:
+        raise NotImplementedError
+
     async def type(self, start: int, end: int, token: str, presence: bool) -> bool:
         """Type ``token``; False when the client cannot type now (it is re-opening)."""
-        ...
+        raise NotImplementedError
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        await self.client.close()
 
 
-async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> list[Any]:
+async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> list[Typist]:
     """Clients of ``bench/leanclient.py`` (the default)."""
     from leanclient import LeanClient
 
-    class Lean:
-        def __init__(self, client: LeanClient, doc: Any, room: int) -> None:
-            self.client, self.doc, self.room = client, doc, room
-
-        def text(self) -> str:
-            return str(self.doc.text)
-
-        def unacked(self) -> int:
-            return int(self.doc.unacked)
-
-        def revision(self) -> int:
-            return int(self.doc.revision)
-
+    class Lean(Typist):
         def resyncs(self) -> int:
-            return self.client.resyncs
+            return int(self.client.resyncs)
 
         async def type(self, start: int, end: int, token: str, presence: bool) -> bool:
             if not self.client.replace(self.doc, start, end, token):
@@ -208,14 +206,11 @@ async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> li
                 self.client.presence(self.doc, start, start + len(token))
             return True
 
-        async def close(self) -> None:
-            await self.client.close()
-
     def on_remote(params: Any, now: float) -> None:
         for change in params["contentChanges"]:
             rec.arrived(change["text"], now)
 
-    out: list[Any] = []
+    out: list[Typist] = []
     for r in range(rooms):
         members = []
         for i in range(per_room):
@@ -231,23 +226,11 @@ async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> li
     return out
 
 
-async def connect_full(url: str, rooms: int, per_room: int, rec: Recorder) -> list[Any]:
+async def connect_full(url: str, rooms: int, per_room: int, rec: Recorder) -> list[Typist]:
     """Clients of the product's :class:`~codesphere.client.CodeSphereClient`."""
     from codesphere.client import CodeSphereClient
 
-    class Full:
-        def __init__(self, client: Any, doc: Any, room: int) -> None:
-            self.client, self.doc, self.room = client, doc, room
-
-        def text(self) -> str:
-            return str(self.doc.text)
-
-        def unacked(self) -> int:
-            return int(self.doc.unacked)
-
-        def revision(self) -> int:
-            return int(self.doc.revision)
-
+    class Full(Typist):
         def resyncs(self) -> int:
             return len(self.doc.errors)
 
@@ -257,15 +240,12 @@ async def connect_full(url: str, rooms: int, per_room: int, rec: Recorder) -> li
                 await self.client.update_presence("bench.txt", [(start, start + len(token))])
             return True
 
-        async def close(self) -> None:
-            await self.client.close()
-
     def on_remote(params: Any) -> None:
         now = time.perf_counter()
         for change in params["contentChanges"]:
             rec.arrived(change["text"], now)
 
-    out: list[Any] = []
+    out: list[Typist] = []
     for r in range(rooms):
         owner = await CodeSphereClient.connect(url, name=f"bench{r}-0", encodings=("utf-16",))
         room_id = await owner.create_room(f"bench{r}", files=[{"path": "bench.txt", "text": ""}])
