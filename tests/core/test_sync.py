@@ -207,6 +207,32 @@ def test_an_edit_lagging_past_max_lag_requires_a_resync() -> None:
     assert (sync.doc.text, sync.doc.revision) == ("xxxxabc", 4)
 
 
+def test_a_client_typing_without_pause_is_never_too_far_behind() -> None:
+    """A client that always has keystrokes waiting keeps naming its old base: each ack moves it.
+
+    Its lag is counted from its last acknowledgement, so however long it types without
+    applying a catch-up, its edits are accepted and the document converges when it pauses.
+    """
+    sync = DocumentSync(Document("abc"), max_lag=3)
+    typist = ClientDocument("f", "abc", *sync.open("typist", "utf-8")[1:], encoding="utf-8")
+    sync.open("other", "utf-8")
+    edit = typist.local_edit([ins(0, 0, "<")])
+    for round_ in range(10):
+        for _ in range(3):  # others commit max_lag revisions while the edit is in flight
+            rev = sync.doc.revision
+            sync.change("other", rev, [ins(0, len(sync.doc.text), "x")], 0.0)
+        ack = sync.change("typist", edit.base, edit.changes, 0.0, edit.seq)
+        typist.type([ins(0, 0, str(round_))])  # typed before the answer came
+        typist.on_ack(ack.revision, ack.catch_up)
+        assert typist.revision == 0  # the catch-up was dropped: keystrokes were waiting
+        edit = typist.take_unsent()
+        assert edit is not None
+    ack = sync.change("typist", edit.base, edit.changes, 0.0, edit.seq)
+    typist.on_ack(ack.revision, ack.catch_up)
+    assert (typist.text, typist.revision) == (sync.doc.text, sync.doc.revision)
+    assert sync.doc.text == "9876543210<abc" + "x" * 30
+
+
 def test_max_lag_never_exceeds_the_document_window() -> None:
     """A lag the in-memory log cannot serve is refused with ResyncRequired, not a crash."""
     sync = DocumentSync(Document("abc", window=2), max_lag=100)
