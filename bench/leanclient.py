@@ -124,12 +124,12 @@ class LeanClient:
         self.ids = itertools.count(1)
         self.waiting: dict[int, asyncio.Future[Any]] = {}
         self.acks: dict[int, ClientDocument] = {}
+        self.reopens: dict[int, ClientDocument] = {}
         self.docs: dict[str, ClientDocument] = {}
         self.encoding: Encoding = "utf-16"
         self.on_remote: Callable[[dict[str, Any], float], None] | None = None
         self.resyncing: set[str] = set()
         self.resyncs = 0
-        self.tasks: set[asyncio.Future[None]] = set()
 
     @classmethod
     async def connect(cls, url: str, name: str, encoding: Encoding) -> LeanClient:
@@ -179,6 +179,10 @@ class LeanClient:
                 if not doc.unacked:
                     self._send_unsent(doc)  # what was typed while the edit was in flight
                 return
+            reopened = self.reopens.pop(id_, None) if isinstance(id_, int) else None
+            if reopened is not None:
+                self._reopened(reopened, message)
+                return
             fut = self.waiting.pop(id_, None) if isinstance(id_, int) else None
             if fut is not None and not fut.done():
                 if "error" in message:
@@ -209,15 +213,23 @@ class LeanClient:
         self.resyncing.add(doc.path)
         self.resyncs += 1
 
-        async def reopen() -> None:
-            result = await self.request("textDocument/didOpen", {"path": doc.path})
-            doc.reset(result["text"], result["revision"])
-            doc.last_seq = max(doc.last_seq, result["lastSeq"])
-            self.resyncing.discard(doc.path)
+        assert self.conn is not None
+        id_ = next(self.ids)
+        # Handled as the answer is read, before any later frame: a remoteChange right behind
+        # it in the same read must find the document already at the answer's revision.
+        self.reopens[id_] = doc
+        params = {"path": doc.path}
+        self.conn.send(
+            {"jsonrpc": "2.0", "id": id_, "method": "textDocument/didOpen", "params": params}
+        )
 
-        task = asyncio.ensure_future(reopen())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def _reopened(self, doc: ClientDocument, message: dict[str, Any]) -> None:
+        if "error" in message:
+            raise RuntimeError(f"re-opening {doc.path} failed: {message['error']}")
+        result = message["result"]
+        doc.reset(result["text"], result["revision"])
+        doc.last_seq = max(doc.last_seq, result["lastSeq"])
+        self.resyncing.discard(doc.path)
 
     async def open(self, path: str) -> ClientDocument:
         """Open a document."""
