@@ -10,11 +10,18 @@ Scenarios (see the issue that defines the targets):
 
 * ``a``: 1 room × 50 clients × 5 edits/s, each edit followed by a presence update;
 * ``b``: 200 rooms × 2 clients × 5 edits/s;
-* ``c``: 1 room × 10 clients, the rate doubled step by step until p99 passes 20 ms.
+* ``c``: 1 room × 10 clients, the rate raised step by step until p99 passes 20 ms.
+
+Typists type where people type: on at their own cursor, jumping to a random spot on 2 % of
+keystrokes (``--typing cursor``, the default). ``--typing random`` puts every keystroke at a
+random spot instead, the worst case for a client that types faster than one round trip: it
+keeps dropping server edits (protocol.md §6.3), and what it has not seen, kept by its bridge on
+the server, then spans the whole document rather than a few places.
 
 Usage::
 
     .venv/bin/python bench/load.py [--scenario a|b|c|all] [--seconds 10] [--output FILE]
+                                   [--client lean|full] [--typing cursor|random]
 
 Prints a table and writes JSON (default ``bench/results/load.json``). Not a test: numbers on a
 shared machine vary, so read them as a trend.
@@ -45,6 +52,9 @@ DEFAULT_OUTPUT = REPO / "bench" / "results" / "load.json"
 TOKEN = re.compile(r"\[(\d{4}):(\d{7})\]")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+#: How often a typist moves its cursor to a random spot instead of typing on where it is.
+JUMP = 0.02
 
 #: Targets from the issue, for the printed verdict.
 TARGETS = {
@@ -84,6 +94,18 @@ async def run_load(spec: dict[str, Any]) -> None:
     )
     emit({"event": "connected", "clients": len(clients)})
 
+    cursors = [0] * len(clients)
+
+    def where(index: int, length: int) -> tuple[int, int]:
+        """The range the next keystroke of typist ``index`` replaces."""
+        if spec["typing"] == "random" or rng.random() < JUMP or cursors[index] > length:
+            cursors[index] = rng.randint(0, length)
+        at = end = cursors[index]
+        if length > 3000:  # keep documents small: overwrite instead of growing
+            at = min(at, length - 30)
+            end = at + 30
+        return at, end
+
     async def typist(index: int, rate: float, stop_at: float) -> None:
         typist_ = clients[index]
         seq = 0
@@ -98,12 +120,8 @@ async def run_load(spec: dict[str, Any]) -> None:
                 return
             seq += 1
             token = f"[{index:04d}:{seq:07d}]"
-            length = len(typist_.text())
-            at = rng.randint(0, length)
-            end = at
-            if length > 3000:  # keep documents small: replace instead of growing
-                at = rng.randint(0, length - 30)
-                end = at + 30
+            at, end = where(index, len(typist_.text()))
+            cursors[index] = at + len(token)
             rec.sent[(index, seq)] = time.perf_counter()
             if await typist_.type(at, end, token, spec["presence"]):
                 rec.edits += 1
@@ -343,9 +361,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_scenario(name: str, seconds: float, client: str = "lean") -> list[dict[str, Any]]:
+def run_scenario(
+    name: str, seconds: float, client: str = "lean", typing: str = "cursor"
+) -> list[dict[str, Any]]:
     spec = dict(SCENARIOS[name])
     spec["client"] = client
+    spec["typing"] = typing
     spec["seconds"] = seconds if name != "c" else min(seconds, 4.0)
     spec["warmup"] = 2.0 if name != "c" else 1.0
     with tempfile.TemporaryDirectory() as data_dir:
@@ -416,6 +437,13 @@ def main() -> None:
         choices=["lean", "full"],
         help="load clients: bench/leanclient.py (default) or the product's CodeSphereClient",
     )
+    parser.add_argument(
+        "--typing",
+        default="cursor",
+        choices=["cursor", "random"],
+        help="cursor: each client types on at its own cursor, jumping elsewhere on 2%% of"
+        " keystrokes (default); random: every keystroke at a random spot of the document",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -439,7 +467,8 @@ def main() -> None:
         results[name] = {
             "target": TARGETS[name],
             "client": args.client,
-            "steps": run_scenario(name, args.seconds, args.client),
+            "typing": args.typing,
+            "steps": run_scenario(name, args.seconds, args.client, args.typing),
         }
     c = results.get("c")
     if c:
