@@ -17,7 +17,6 @@ from typing import Any
 from codesphere.app.connection import Connection
 from codesphere.app.limits import Limits
 from codesphere.app.rooms import DocState, Member, RoomState
-from codesphere.core.changes import op_to_changes
 from codesphere.core.document import DEFAULT_WINDOW, Document, LogEntry, normalize_eol
 from codesphere.core.operation import TextOperation
 from codesphere.core.positions import Encoding
@@ -148,19 +147,21 @@ class Hub:
                 that nobody goes on from a state storage does not have.
         """
         entry = ack.entry
-        frames: dict[Encoding, bytes] = {}
-        for sub in doc.subscribers:
-            if sub is not author and sub.encoding not in frames:
-                changes = op_to_changes(entry.op, ack.base_text, sub.encoding)
-                frames[sub.encoding] = notification(
-                    "textDocument/remoteChange",
-                    {
-                        "path": doc.path,
-                        "revision": entry.revision,
-                        "memberId": entry.author,
-                        "contentChanges": codec.changes_json(changes),
-                    },
-                )
+        encodings = {sub.encoding for sub in doc.subscribers if sub is not author}
+        frames: dict[Encoding, bytes] = {
+            encoding: notification(
+                "textDocument/remoteChange",
+                {
+                    "path": doc.path,
+                    "revision": entry.revision,
+                    "memberId": entry.author,
+                    "contentChanges": changes,
+                },
+            )
+            for encoding, changes in codec.op_changes_json(
+                entry.op, ack.base_text, encodings
+            ).items()
+        }
         assert doc.sync is not None
         snapshot = None
         if entry.revision - doc.snapshot_revision >= self.limits.snapshot_every:

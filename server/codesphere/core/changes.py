@@ -9,16 +9,19 @@ replacements and never transforms anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from codesphere.core.errors import InvalidChange
 from codesphere.core.operation import TextOperation
 from codesphere.core.positions import Encoding, Position, encoded_length, offset_at
 
 
-@dataclass(frozen=True, slots=True)
-class ContentChange:
-    """Replace ``range`` (``None``: the whole text) with ``text``."""
+class ContentChange(NamedTuple):
+    """Replace ``range`` (``None``: the whole text) with ``text``.
+
+    A named tuple rather than a dataclass: several are built for every edit and every
+    delivery, and a tuple is the cheapest immutable record Python has.
+    """
 
     range: tuple[Position, Position] | None
     text: str

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from codesphere.core.changes import ContentChange
-from codesphere.core.positions import Position
+from codesphere.core.operation import TextOperation
+from codesphere.core.positions import Encoding, Position, encoded_length
 from codesphere.protocol.errors import PARSE_ERROR, RpcError, invalid_params
 
 MAX_DEPTH = 64
@@ -224,6 +226,44 @@ def changes_json(changes: list[ContentChange]) -> list[dict[str, Any]]:
                     "text": c.text,
                 }
             )
+    return out
+
+
+def op_changes_json(
+    op: TextOperation, base: str, encodings: Iterable[Encoding]
+) -> dict[Encoding, list[dict[str, Any]]]:
+    """``contentChanges`` for ``op`` (which applies to ``base``) in each of ``encodings``.
+
+    The same changes as ``changes_json(op_to_changes(op, base, encoding))`` for each encoding,
+    found in one sweep: a broadcast needs them in every encoding its subscribers use, and the
+    line of a position and, on an ASCII line, its character are the same in all of them.
+    """
+    encs = list(encodings)
+    out: dict[Encoding, list[dict[str, Any]]] = {e: [] for e in encs}
+    line = 0
+    line_start = 0
+    scanned = 0
+
+    def at(offset: int) -> dict[Encoding, dict[str, int]]:
+        nonlocal line, line_start, scanned
+        newlines = base.count("\n", scanned, offset)
+        if newlines:
+            line += newlines
+            line_start = base.rfind("\n", scanned, offset) + 1
+        scanned = offset
+        prefix = base[line_start:offset]
+        if prefix.isascii():
+            pos = {"line": line, "character": len(prefix)}
+            return dict.fromkeys(encs, pos)
+        return {e: {"line": line, "character": encoded_length(prefix, e)} for e in encs}
+
+    for offset, deleted, inserted in op.splices():
+        start = at(offset)
+        end = at(offset + len(deleted)) if deleted else start
+        for e in encs:
+            out[e].append({"range": {"start": start[e], "end": end[e]}, "text": inserted})
+    for changes in out.values():
+        changes.reverse()  # from the end of the text to its start, as op_to_changes lists them
     return out
 
 

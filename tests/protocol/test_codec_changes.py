@@ -1,0 +1,45 @@
+"""The broadcast's one-sweep conversion gives exactly the per-encoding content changes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codesphere.core.changes import apply_changes, op_to_changes
+from codesphere.core.operation import TextOperation
+from codesphere.core.positions import Encoding
+from codesphere.protocol import codec
+
+PIECES = ["a", "b", " ", "\n", "\n", "é", "e\u0301", "中", "😀", "𝄞", "👩\u200d👧"]
+ENCODINGS: list[Encoding] = ["utf-8", "utf-16", "utf-32"]
+texts = st.lists(st.sampled_from(PIECES), max_size=16).map("".join)
+
+
+@st.composite
+def text_and_op(draw: st.DrawFn) -> tuple[str, TextOperation]:
+    """A text and an operation of up to five successive splices on it."""
+    text = draw(texts)
+    op = TextOperation.identity(len(text))
+    current = text
+    for _ in range(draw(st.integers(0, 5))):
+        offset = draw(st.integers(0, len(current)))
+        deleted = current[offset : offset + draw(st.integers(0, 4))]
+        inserted = draw(texts)
+        op = op.compose(TextOperation.splice(len(current), offset, deleted, inserted))
+        current = current[:offset] + inserted + current[offset + len(deleted) :]
+    return text, op
+
+
+@settings(max_examples=1000, deadline=None)
+@given(case=text_and_op(), encodings=st.sets(st.sampled_from(ENCODINGS), min_size=1))
+def test_op_changes_json_matches_op_to_changes_in_every_encoding(
+    case: tuple[str, TextOperation], encodings: set[Encoding]
+) -> None:
+    text, op = case
+    by_encoding = codec.op_changes_json(op, text, encodings)
+    assert set(by_encoding) == encodings
+    for encoding in encodings:
+        expected = op_to_changes(op, text, encoding)
+        assert by_encoding[encoding] == codec.changes_json(expected)
+        parsed = codec.content_changes(by_encoding[encoding])
+        assert apply_changes(text, parsed, encoding) == op.apply(text)
