@@ -20,6 +20,8 @@ from codesphere.storage import (
     AlreadyExists,
     ChatRecord,
     DocumentRecord,
+    InviteRecord,
+    InviteUnusable,
     MemberRecord,
     NotFound,
     OpRecord,
@@ -228,6 +230,138 @@ async def test_member_methods_on_missing_room_raise_not_found(storage: Storage) 
         await storage.upsert_member(member(room_id="nope"))
     with pytest.raises(NotFound):
         await storage.list_members("nope")
+
+
+async def test_get_and_delete_member(storage: Storage) -> None:
+    """get_member finds one member; delete_member removes it, and only it."""
+    await storage.create_room(room("r1"))
+    await storage.upsert_member(member("u1"))
+    await storage.upsert_member(member("u2"))
+    assert await storage.get_member("r1", "u1") == member("u1")
+    assert await storage.get_member("r1", "nobody") is None
+    assert await storage.get_member("nope", "u1") is None
+    await storage.delete_member("r1", "u1")
+    assert await storage.get_member("r1", "u1") is None
+    assert [m.id for m in await storage.list_members("r1")] == ["u2"]
+    with pytest.raises(NotFound):
+        await storage.delete_member("r1", "u1")
+
+
+async def test_rooms_of_user_lists_memberships_by_room_creation(storage: Storage) -> None:
+    """rooms_of_user returns each room the user is a member of, with that membership."""
+    for room_id, created in (("r2", 2.0), ("r1", 1.0), ("r3", 3.0)):
+        await storage.create_room(room(room_id, created))
+    alice_2 = MemberRecord("r2", "m-a2", "Alice", "#111", "owner", 5.0, user_id="alice")
+    alice_1 = MemberRecord("r1", "m-a1", "Alice", "#111", "viewer", 6.0, user_id="alice")
+    guest = MemberRecord("r3", "m-g", "Guest", "#222", "editor", 7.0, invite_id="i1")
+    for m in (alice_2, alice_1, guest):
+        await storage.upsert_member(m)
+    mine = await storage.rooms_of_user("alice")
+    assert [(r.id, m) for r, m in mine] == [("r1", alice_1), ("r2", alice_2)]
+    assert await storage.rooms_of_user("bob") == []
+
+
+# --------------------------------------------------------------------- invites
+
+
+def invite(
+    invite_id: str = "i1", room_id: str = "r1", max_uses: int | None = None, expires: float = 100.0
+) -> InviteRecord:
+    return InviteRecord(room_id, invite_id, "editor", 10.0, expires, max_uses, 0, None, "u1")
+
+
+async def test_create_get_list_and_revoke_invites(storage: Storage) -> None:
+    """Invites round-trip; revoking keeps the first revocation time."""
+    await storage.create_room(room("r1"))
+    await storage.create_room(room("r2", 2.0))
+    await storage.create_invite(invite("i1"))
+    await storage.create_invite(invite("i2", max_uses=3))
+    await storage.create_invite(invite("i3", room_id="r2"))
+    assert await storage.get_invite("i2") == invite("i2", max_uses=3)
+    assert await storage.get_invite("nope") is None
+    assert [i.id for i in await storage.list_invites("r1")] == ["i1", "i2"]
+    await storage.revoke_invite("r1", "i1", 50.0)
+    await storage.revoke_invite("r1", "i1", 60.0)
+    revoked = await storage.get_invite("i1")
+    assert revoked is not None and revoked.revoked_at == 50.0
+    with pytest.raises(NotFound):
+        await storage.revoke_invite("r1", "i3", 50.0)  # another room's invite
+    with pytest.raises(AlreadyExists):
+        await storage.create_invite(invite("i1"))
+    with pytest.raises(NotFound):
+        await storage.create_invite(invite("i9", room_id="nope"))
+    with pytest.raises(NotFound):
+        await storage.list_invites("nope")
+
+
+async def test_create_invite_validates_record(storage: Storage) -> None:
+    """A bad role or a max_uses below one raises ValueError and stores nothing."""
+    await storage.create_room(room("r1"))
+    with pytest.raises(ValueError):
+        await storage.create_invite(
+            InviteRecord("r1", "i1", "admin", 1.0, 2.0, None, 0, None, "u1")
+        )
+    with pytest.raises(ValueError):
+        await storage.create_invite(invite("i1", max_uses=0))
+    assert await storage.list_invites("r1") == []
+
+
+async def test_redeem_invite_counts_uses_and_adds_the_member(storage: Storage) -> None:
+    """Each redemption adds its member and one use, up to max_uses."""
+    await storage.create_room(room("r1"))
+    await storage.create_invite(invite("i1", max_uses=2))
+    first = MemberRecord("r1", "m1", "One", "#111", "editor", 20.0, invite_id="i1")
+    second = MemberRecord("r1", "m2", "Two", "#222", "editor", 21.0, invite_id="i1")
+    await storage.redeem_invite("i1", 20.0, first)
+    await storage.redeem_invite("i1", 21.0, second)
+    with pytest.raises(InviteUnusable, match="used up"):
+        await storage.redeem_invite("i1", 22.0, member("m3"))
+    used = await storage.get_invite("i1")
+    assert used is not None and used.uses == 2
+    assert await storage.list_members("r1") == [first, second]
+
+
+async def test_redeem_refuses_revoked_expired_and_foreign_invites(storage: Storage) -> None:
+    """A revoked, expired, unknown or other room's invite admits nobody and counts nothing."""
+    await storage.create_room(room("r1"))
+    await storage.create_room(room("r2", 2.0))
+    await storage.create_invite(invite("old", expires=30.0))
+    await storage.create_invite(invite("gone"))
+    await storage.create_invite(invite("elsewhere", room_id="r2"))
+    await storage.revoke_invite("r1", "gone", 15.0)
+    with pytest.raises(InviteUnusable, match="expired"):
+        await storage.redeem_invite("old", 30.0, member("m1"))
+    with pytest.raises(InviteUnusable, match="revoked"):
+        await storage.redeem_invite("gone", 20.0, member("m1"))
+    with pytest.raises(NotFound):
+        await storage.redeem_invite("nope", 20.0, member("m1"))
+    with pytest.raises(NotFound):
+        await storage.redeem_invite("elsewhere", 20.0, member("m1"))
+    assert await storage.list_members("r1") == []
+    for invite_id in ("old", "gone", "elsewhere"):
+        stored = await storage.get_invite(invite_id)
+        assert stored is not None and stored.uses == 0
+
+
+async def test_single_use_invite_admits_one_of_many_racing_redeemers(storage: Storage) -> None:
+    """Concurrent redemptions of a single-use invite: exactly one member gets in."""
+    await storage.create_room(room("r1"))
+    await storage.create_invite(invite("i1", max_uses=1))
+    results = await asyncio.gather(
+        *(storage.redeem_invite("i1", 20.0, member(f"m{i}")) for i in range(10)),
+        return_exceptions=True,
+    )
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, InviteUnusable) for r in results if r is not None)
+    assert len(await storage.list_members("r1")) == 1
+
+
+async def test_delete_room_removes_its_invites(storage: Storage) -> None:
+    """Invites go with their room."""
+    await storage.create_room(room("r1"))
+    await storage.create_invite(invite("i1"))
+    await storage.delete_room("r1")
+    assert await storage.get_invite("i1") is None
 
 
 # ------------------------------------------------------------------- documents

@@ -19,6 +19,8 @@ from codesphere.storage.base import (
     AlreadyExists,
     ChatRecord,
     DocumentRecord,
+    InviteRecord,
+    InviteUnusable,
     MemberRecord,
     NotFound,
     OpRecord,
@@ -30,7 +32,7 @@ from codesphere.storage.base import (
 OpRow = tuple[str, str, int, str, float, str, int]
 """An ``ops`` table row: room_id, doc_id, revision, author, timestamp, op JSON, seq."""
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """Stored in ``PRAGMA user_version``; bump it together with a migration."""
 
 SCHEMA: Final = f"""
@@ -48,8 +50,23 @@ CREATE TABLE IF NOT EXISTS members (
     color       TEXT NOT NULL,
     role        TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
     joined_at   REAL NOT NULL,
+    user_id     TEXT,
+    invite_id   TEXT,
     PRIMARY KEY (room_id, id)
 );
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id) WHERE user_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS invites (
+    room_id     TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    id          TEXT PRIMARY KEY,
+    role        TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    max_uses    INTEGER CHECK (max_uses > 0),
+    uses        INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
+    revoked_at  REAL,
+    created_by  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invites_by_room ON invites (room_id, created_at);
 CREATE TABLE IF NOT EXISTS documents (
     room_id           TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
     id                TEXT NOT NULL,
@@ -87,7 +104,36 @@ PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
 
+MIGRATIONS: Final = {
+    1: """
+BEGIN IMMEDIATE;
+ALTER TABLE members ADD COLUMN user_id TEXT;
+ALTER TABLE members ADD COLUMN invite_id TEXT;
+CREATE INDEX members_by_user ON members (user_id) WHERE user_id IS NOT NULL;
+CREATE TABLE invites (
+    room_id     TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    id          TEXT PRIMARY KEY,
+    role        TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    max_uses    INTEGER CHECK (max_uses > 0),
+    uses        INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
+    revoked_at  REAL,
+    created_by  TEXT NOT NULL
+);
+CREATE INDEX invites_by_room ON invites (room_id, created_at);
+PRAGMA user_version = 2;
+COMMIT;
+""",
+}
+"""Scripts that take a database from the version (key) to the next one."""
+
 _MAX_SEQ: Final = 2**63 - 1
+
+_MEMBER_COLUMNS: Final = "room_id, id, name, color, role, joined_at, user_id, invite_id"
+_INVITE_COLUMNS: Final = (
+    "room_id, id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by"
+)
 
 _DOC_COLUMNS: Final = "room_id, id, path, eol, created_at, head"
 
@@ -157,16 +203,90 @@ def w_touch_room(room_id: str, updated_at: float, conn: sqlite3.Connection) -> N
         raise NotFound(f"room {room_id!r} not found")
 
 
+def _member_row(member: MemberRecord) -> tuple[object, ...]:
+    return (
+        member.room_id,
+        member.id,
+        member.name,
+        member.color,
+        member.role,
+        member.joined_at,
+        member.user_id,
+        member.invite_id,
+    )
+
+
 def w_upsert_member(member: MemberRecord, conn: sqlite3.Connection) -> None:
     """Insert a member or replace all its fields."""
     _require_room(conn, member.room_id)
     conn.execute(
-        "INSERT INTO members (room_id, id, name, color, role, joined_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO members ({_MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (room_id, id) DO UPDATE SET name = excluded.name,"
-        " color = excluded.color, role = excluded.role, joined_at = excluded.joined_at",
-        (member.room_id, member.id, member.name, member.color, member.role, member.joined_at),
+        " color = excluded.color, role = excluded.role, joined_at = excluded.joined_at,"
+        " user_id = excluded.user_id, invite_id = excluded.invite_id",
+        _member_row(member),
     )
+
+
+def w_delete_member(room_id: str, member_id: str, conn: sqlite3.Connection) -> None:
+    """Remove a member."""
+    cursor = conn.execute("DELETE FROM members WHERE room_id = ? AND id = ?", (room_id, member_id))
+    if cursor.rowcount == 0:
+        raise NotFound(f"member {member_id!r} not found in room {room_id!r}")
+
+
+def w_create_invite(invite: InviteRecord, conn: sqlite3.Connection) -> None:
+    """Insert an invite."""
+    _require_room(conn, invite.room_id)
+    if _exists(conn, "SELECT 1 FROM invites WHERE id = ?", (invite.id,)):
+        raise AlreadyExists(f"invite {invite.id!r} already exists")
+    conn.execute(
+        f"INSERT INTO invites ({_INVITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            invite.room_id,
+            invite.id,
+            invite.role,
+            invite.created_at,
+            invite.expires_at,
+            invite.max_uses,
+            invite.uses,
+            invite.revoked_at,
+            invite.created_by,
+        ),
+    )
+
+
+def w_revoke_invite(room_id: str, invite_id: str, at: float, conn: sqlite3.Connection) -> None:
+    """Mark an invite revoked, keeping an earlier revocation time."""
+    cursor = conn.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, ?) WHERE room_id = ? AND id = ?",
+        (at, room_id, invite_id),
+    )
+    if cursor.rowcount == 0:
+        raise NotFound(f"invite {invite_id!r} not found in room {room_id!r}")
+
+
+def w_redeem_invite(
+    invite_id: str, now: float, member: MemberRecord, conn: sqlite3.Connection
+) -> None:
+    """Count a use of an invite and add the member it admits, or refuse."""
+    row = conn.execute(
+        "SELECT room_id, expires_at, max_uses, uses, revoked_at FROM invites WHERE id = ?",
+        (invite_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"invite {invite_id!r} not found")
+    room_id, expires_at, max_uses, uses, revoked_at = row
+    if room_id != member.room_id:
+        raise NotFound(f"invite {invite_id!r} not found in room {member.room_id!r}")
+    if revoked_at is not None:
+        raise InviteUnusable("the invite was revoked")
+    if now >= expires_at:
+        raise InviteUnusable("the invite has expired")
+    if max_uses is not None and uses >= max_uses:
+        raise InviteUnusable("the invite has been used up")
+    conn.execute("UPDATE invites SET uses = uses + 1 WHERE id = ?", (invite_id,))
+    w_upsert_member(member, conn)
 
 
 def w_create_document(record: DocumentRecord, text: str, conn: sqlite3.Connection) -> None:
@@ -298,11 +418,51 @@ def r_list_members(room_id: str, conn: sqlite3.Connection) -> list[MemberRecord]
     """Return a room's members by join time."""
     _require_room(conn, room_id)
     rows = conn.execute(
-        "SELECT room_id, id, name, color, role, joined_at FROM members"
-        " WHERE room_id = ? ORDER BY joined_at, id",
+        f"SELECT {_MEMBER_COLUMNS} FROM members WHERE room_id = ? ORDER BY joined_at, id",
         (room_id,),
     )
     return [MemberRecord(*row) for row in rows]
+
+
+def r_get_member(room_id: str, member_id: str, conn: sqlite3.Connection) -> MemberRecord | None:
+    """Return one member or None."""
+    row = conn.execute(
+        f"SELECT {_MEMBER_COLUMNS} FROM members WHERE room_id = ? AND id = ?",
+        (room_id, member_id),
+    ).fetchone()
+    return None if row is None else MemberRecord(*row)
+
+
+def r_rooms_of_user(
+    user_id: str, conn: sqlite3.Connection
+) -> list[tuple[RoomRecord, MemberRecord]]:
+    """Return the rooms a user is a member of, with the membership."""
+    member_columns = ", ".join(f"m.{c.strip()}" for c in _MEMBER_COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT r.id, r.name, r.created_at, r.updated_at, {member_columns}"
+        " FROM members m JOIN rooms r ON r.id = m.room_id"
+        " WHERE m.user_id = ? ORDER BY r.created_at, r.id",
+        (user_id,),
+    )
+    return [(_room(row[:4]), MemberRecord(*row[4:])) for row in rows]
+
+
+def r_get_invite(invite_id: str, conn: sqlite3.Connection) -> InviteRecord | None:
+    """Return one invite or None."""
+    row = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites WHERE id = ?", (invite_id,)
+    ).fetchone()
+    return None if row is None else InviteRecord(*row)
+
+
+def r_list_invites(room_id: str, conn: sqlite3.Connection) -> list[InviteRecord]:
+    """Return a room's invites by creation time."""
+    _require_room(conn, room_id)
+    rows = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites WHERE room_id = ? ORDER BY created_at, id",
+        (room_id,),
+    )
+    return [InviteRecord(*row) for row in rows]
 
 
 def r_list_documents(room_id: str, conn: sqlite3.Connection) -> list[DocumentRecord]:

@@ -27,6 +27,8 @@ __all__ = [
     "AlreadyExists",
     "ChatRecord",
     "DocumentRecord",
+    "InviteRecord",
+    "InviteUnusable",
     "MemberRecord",
     "NotFound",
     "OpRecord",
@@ -95,6 +97,9 @@ class MemberRecord:
         color: Cursor/selection colour, e.g. ``"#ff8800"``.
         role: One of ``"owner"``, ``"editor"``, ``"viewer"``.
         joined_at: Time the member joined, seconds since the epoch.
+        user_id: The user (of a user token) this member is, if any.
+        invite_id: The invite this member joined through, if any: revoking the invite
+            removes the member's access.
     """
 
     room_id: str
@@ -103,6 +108,39 @@ class MemberRecord:
     color: str
     role: str
     joined_at: float
+    user_id: str | None = None
+    invite_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InviteRecord:
+    """An invitation to a room with a role.
+
+    Attributes:
+        room_id: The room it admits to.
+        id: Unique invite id (the ``sub`` of its token).
+        role: The role it grants.
+        created_at: Creation time, seconds since the epoch.
+        expires_at: After this time it admits nobody.
+        max_uses: How many members it may admit; ``None`` for no limit.
+        uses: How many it has admitted.
+        revoked_at: When the owner revoked it, if they did.
+        created_by: The member who created it.
+    """
+
+    room_id: str
+    id: str
+    role: str
+    created_at: float
+    expires_at: float
+    max_uses: int | None
+    uses: int
+    revoked_at: float | None
+    created_by: str
+
+
+class InviteUnusable(StorageError):
+    """The invite is revoked, expired or used up (the message says which)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +289,61 @@ class Storage(Protocol):
 
         Raises:
             NotFound: The room does not exist.
+        """
+        ...
+
+    async def get_member(self, room_id: str, member_id: str) -> MemberRecord | None:
+        """Return one member, or ``None`` if the room has no such member."""
+        ...
+
+    async def delete_member(self, room_id: str, member_id: str) -> None:
+        """Remove a member from a room.
+
+        Raises:
+            NotFound: The room has no such member.
+        """
+        ...
+
+    async def rooms_of_user(self, user_id: str) -> list[tuple[RoomRecord, MemberRecord]]:
+        """Return the rooms ``user_id`` is a member of, with that membership, by creation."""
+        ...
+
+    async def create_invite(self, invite: InviteRecord) -> None:
+        """Store a new invite.
+
+        Raises:
+            NotFound: The room does not exist.
+            AlreadyExists: The invite id is taken.
+            ValueError: The role is not a valid role.
+        """
+        ...
+
+    async def get_invite(self, invite_id: str) -> InviteRecord | None:
+        """Return an invite, or ``None``."""
+        ...
+
+    async def list_invites(self, room_id: str) -> list[InviteRecord]:
+        """Return a room's invites by creation time, revoked ones included.
+
+        Raises:
+            NotFound: The room does not exist.
+        """
+        ...
+
+    async def revoke_invite(self, room_id: str, invite_id: str, at: float) -> None:
+        """Mark an invite revoked (revoking twice keeps the first time).
+
+        Raises:
+            NotFound: The room has no such invite.
+        """
+        ...
+
+    async def redeem_invite(self, invite_id: str, now: float, member: MemberRecord) -> None:
+        """Atomically count one use of an invite and add ``member`` (joined through it).
+
+        Raises:
+            NotFound: No such invite.
+            InviteUnusable: The invite is revoked, expired at ``now`` or used up.
         """
         ...
 

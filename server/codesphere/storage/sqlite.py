@@ -46,6 +46,7 @@ from codesphere.storage.base import (
     ROLES,
     ChatRecord,
     DocumentRecord,
+    InviteRecord,
     MemberRecord,
     OpRecord,
     RevisionConflict,
@@ -210,8 +211,11 @@ class SqliteStorage:
                 raise StorageError(
                     f"{self.path} has schema version {version}, newer than {sql.SCHEMA_VERSION}"
                 )
-            if version < sql.SCHEMA_VERSION:
+            if version == 0:
                 conn.executescript(sql.SCHEMA)
+            while 0 < version < sql.SCHEMA_VERSION:
+                conn.executescript(sql.MIGRATIONS[version])
+                version += 1
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
@@ -400,6 +404,46 @@ class SqliteStorage:
     async def list_members(self, room_id: str) -> list[MemberRecord]:
         """See :meth:`codesphere.storage.base.Storage.list_members`."""
         return await self._read(partial(sql.r_list_members, room_id))
+
+    async def get_member(self, room_id: str, member_id: str) -> MemberRecord | None:
+        """See :meth:`codesphere.storage.base.Storage.get_member`."""
+        return await self._read(partial(sql.r_get_member, room_id, member_id))
+
+    async def delete_member(self, room_id: str, member_id: str) -> None:
+        """See :meth:`codesphere.storage.base.Storage.delete_member`."""
+        await self._write(partial(sql.w_delete_member, room_id, member_id))
+
+    async def rooms_of_user(self, user_id: str) -> list[tuple[RoomRecord, MemberRecord]]:
+        """See :meth:`codesphere.storage.base.Storage.rooms_of_user`."""
+        return await self._read(partial(sql.r_rooms_of_user, user_id))
+
+    # -------------------------------------------------------------------- invites
+
+    async def create_invite(self, invite: InviteRecord) -> None:
+        """See :meth:`codesphere.storage.base.Storage.create_invite`."""
+        if invite.role not in ROLES:
+            raise ValueError(f"invalid role {invite.role!r}")
+        if invite.max_uses is not None and invite.max_uses < 1:
+            raise ValueError(f"max_uses must be at least 1, not {invite.max_uses}")
+        await self._write(partial(sql.w_create_invite, invite))
+
+    async def get_invite(self, invite_id: str) -> InviteRecord | None:
+        """See :meth:`codesphere.storage.base.Storage.get_invite`."""
+        return await self._read(partial(sql.r_get_invite, invite_id))
+
+    async def list_invites(self, room_id: str) -> list[InviteRecord]:
+        """See :meth:`codesphere.storage.base.Storage.list_invites`."""
+        return await self._read(partial(sql.r_list_invites, room_id))
+
+    async def revoke_invite(self, room_id: str, invite_id: str, at: float) -> None:
+        """See :meth:`codesphere.storage.base.Storage.revoke_invite`."""
+        await self._write(partial(sql.w_revoke_invite, room_id, invite_id, at))
+
+    async def redeem_invite(self, invite_id: str, now: float, member: MemberRecord) -> None:
+        """See :meth:`codesphere.storage.base.Storage.redeem_invite`."""
+        if member.role not in ROLES:
+            raise ValueError(f"invalid role {member.role!r}")
+        await self._write(partial(sql.w_redeem_invite, invite_id, now, member))
 
     # ------------------------------------------------------------------ documents
 
