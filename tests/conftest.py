@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from codesphere.app.server import RunningServer, start_server
+from tests.tokens import TEST_SECRET
 
 #: Multiplies every timeout in the tests (raise it on a slow machine).
 TIMEOUT_SCALE = float(os.environ.get("CODESPHERE_TIMEOUT_SCALE", "1"))
@@ -28,7 +29,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def server(data_dir: Path) -> AsyncIterator[RunningServer]:
     """A running server with embedded storage, stopped after the test."""
-    running = await start_server("127.0.0.1", 0, data_dir)
+    running = await start_server("127.0.0.1", 0, data_dir, secret=TEST_SECRET)
     try:
         yield running
     finally:

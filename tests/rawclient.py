@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import timeout
+from tests.tokens import operator_token
 
 
 class RawClient:
@@ -98,16 +99,18 @@ class RawClient:
                 return m
             self.inbox.append(m)
 
-    async def initialize(self, name: str = "tester", encoding: str = "utf-16") -> dict[str, Any]:
-        """Initialize with one position encoding."""
-        result: dict[str, Any] = await self.call(
-            "initialize",
-            {
-                "clientInfo": {"name": "rawclient"},
-                "capabilities": {"general": {"positionEncodings": [encoding]}},
-                "displayName": name,
-            },
-        )
+    async def initialize(
+        self, name: str = "tester", encoding: str = "utf-16", token: str | None = ""
+    ) -> dict[str, Any]:
+        """Initialize with one position encoding and ``token`` (default: an operator's)."""
+        params: dict[str, Any] = {
+            "clientInfo": {"name": "rawclient"},
+            "capabilities": {"general": {"positionEncodings": [encoding]}},
+            "displayName": name,
+        }
+        if token is not None:
+            params["token"] = token or operator_token()
+        result: dict[str, Any] = await self.call("initialize", params)
         await self.notify("initialized", {})
         return result
 

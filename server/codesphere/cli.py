@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import gc
+import json
 import logging
+import re
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +27,8 @@ from codesphere import __version__
 from codesphere.app.hub import new_id, rebuild_document
 from codesphere.app.limits import Limits
 from codesphere.app.server import DB_NAME, start_server
+from codesphere.auth.secret import load_secret
+from codesphere.auth.tokens import TokenError, TokenService, decode_unverified
 from codesphere.core.document import normalize_eol
 from codesphere.core.operation import TextOperation
 from codesphere.storage.base import DocumentRecord, NotFound, RoomRecord, StoredDocument
@@ -86,6 +92,14 @@ def main() -> None:
     show_default=True,
     help="Event loop: uvloop where installed (about a quarter less CPU per edit), else asyncio's.",
 )
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    envvar="CODESPHERE_ALLOWED_ORIGINS",
+    help="A web origin (https://host:port) whose pages may connect, besides the server's own;"
+    " repeat for several (env CODESPHERE_ALLOWED_ORIGINS, space-separated).",
+)
 def serve(
     host: str,
     port: int,
@@ -93,6 +107,7 @@ def serve(
     log_level: str,
     requests_per_second: float,
     loop_name: str,
+    allowed_origins: tuple[str, ...],
 ) -> None:
     """Run the server until interrupted (Ctrl-C or SIGTERM)."""
     logging.basicConfig(
@@ -102,7 +117,7 @@ def serve(
         requests_per_second=requests_per_second, request_burst=int(2 * requests_per_second)
     )
     with asyncio.Runner(loop_factory=event_loop_factory(loop_name)) as runner:
-        runner.run(_serve(host, port, data_dir, limits))
+        runner.run(_serve(host, port, data_dir, limits, allowed_origins))
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -118,8 +133,10 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
     return uvloop.new_event_loop
 
 
-async def _serve(host: str, port: int, data_dir: Path, limits: Limits) -> None:
-    server = await start_server(host, port, data_dir, limits)
+async def _serve(
+    host: str, port: int, data_dir: Path, limits: Limits, allowed_origins: tuple[str, ...]
+) -> None:
+    server = await start_server(host, port, data_dir, limits, allowed_origins=allowed_origins)
     # What exists now (modules, the app) lives as long as the process: keep it out of the
     # collector's full passes, which otherwise stall the loop for tens of milliseconds.
     gc.collect()
@@ -324,3 +341,132 @@ def doc_history(room_id: str, path: str, limit: int, data_dir: Path) -> None:
             for off, deleted, inserted in op.splices()
         ]
         click.echo(f"{r.revision}\t{when(r.timestamp)}\t{r.author}\t{'; '.join(parts)}")
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    _IntParamType = click.ParamType[int, Any]
+else:  # subscriptable only in recent click
+    _IntParamType = click.ParamType
+
+_DURATION = re.compile(r"([0-9]{1,9})([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration(_IntParamType):
+    """A lifetime such as ``90s``, ``15m``, ``12h`` or ``30d``, in seconds."""
+
+    name = "duration"
+    #: Ten years: more is surely a typo, and a leaked token should not outlive its operator.
+    MAX_SECONDS = 3650 * 86400
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        match = _DURATION.fullmatch(str(value).strip().lower())
+        if match is None:
+            self.fail(f"{value!r} is not a duration like 90s, 15m, 12h or 30d", param, ctx)
+        seconds = int(match[1]) * _DURATION_UNITS[match[2]]
+        if not 0 < seconds <= self.MAX_SECONDS:
+            self.fail(f"{value!r} must be more than 0 and at most 3650d", param, ctx)
+        return seconds
+
+
+def _token_service(data_dir: Path, *, create: bool) -> TokenService:
+    try:
+        secret, _source = load_secret(data_dir, create=create)
+        return TokenService(secret)
+    except ValueError as exc:  # SecretError included
+        raise click.ClickException(str(exc)) from None
+
+
+def iso_utc(seconds: object) -> str | None:
+    """A timestamp as ISO 8601 in UTC, for machines and people alike (None if it is none)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@main.group()
+def token() -> None:
+    """Mint and inspect access tokens.
+
+    Tokens are signed with JWT_SECRET (from the environment or ./.env) or else with the
+    data directory's jwt_secret file, which mint-user makes if there is none.
+    """
+
+
+@token.command("mint-user")
+@click.argument("user")
+@click.option("--name", default=None, help="Display name carried by the token.")
+@click.option("--admin", is_flag=True, help="Let the holder administer the server.")
+@click.option(
+    "--expires",
+    "ttl",
+    type=Duration(),
+    default="30d",
+    show_default=True,
+    help="Lifetime: a number and s, m, h or d.",
+)
+@data_dir_option
+def token_mint_user(user: str, name: str | None, admin: bool, ttl: int, data_dir: Path) -> None:
+    """Print a user token for USER.
+
+    USER is an id of up to 100 letters, digits and _ . : - characters.
+    """
+    service = _token_service(data_dir, create=True)
+    try:
+        click.echo(service.mint_user(user, name=name, admin=admin, ttl=ttl))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@token.command("inspect")
+@click.argument("token_text", metavar="[TOKEN]", required=False)
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Show the claims without checking the signature or expiry (they cannot be trusted).",
+)
+@data_dir_option
+def token_inspect(token_text: str | None, no_verify: bool, data_dir: Path) -> None:
+    """Check a token and print its claims as JSON.
+
+    Without TOKEN (or with -) the token is read from standard input, so that it need not
+    appear on the command line or in the shell's history. Exits with status 1 if the token
+    is invalid.
+    """
+    if token_text is None or token_text == "-":
+        if sys.stdin.isatty():
+            token_text = click.prompt("Token", hide_input=True, err=True)
+        else:
+            token_text = sys.stdin.readline()
+    token_text = (token_text or "").strip()
+    try:
+        if no_verify:
+            header, payload = decode_unverified(token_text)
+            click.echo("UNVERIFIED: the signature and expiry were not checked", err=True)
+            shown: dict[str, Any] = {
+                "verified": False,
+                "header": header,
+                "claims": payload,
+                "expires_at": iso_utc(payload.get("exp")),
+            }
+        else:
+            claims = _token_service(data_dir, create=False).verify(token_text)
+            shown = {
+                "verified": True,
+                "type": type(claims).__name__.removesuffix("Claims").lower(),
+                **dataclasses.asdict(claims),
+                "expires_at": iso_utc(claims.expires_at),
+            }
+    except TokenError as exc:
+        click.echo(f"invalid token: {exc}", err=True)
+        raise SystemExit(1) from None
+    click.echo(json.dumps(shown, indent=2))

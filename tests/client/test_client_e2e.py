@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.tokens import TEST_SECRET, operator_token
 
 from codesphere.app.server import RunningServer, start_server
 from codesphere.client import CodeSphereClient, RemoteDocument
@@ -31,7 +32,9 @@ def t(seconds: float) -> float:
 
 @pytest.fixture
 async def cs_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(host="127.0.0.1", port=0, data_dir=tmp_path / "data")
+    running = await start_server(
+        host="127.0.0.1", port=0, data_dir=tmp_path / "data", secret=TEST_SECRET
+    )
     try:
         yield running
     finally:
@@ -44,6 +47,9 @@ async def clients(cs_server: RunningServer) -> AsyncIterator[Callable[..., Await
     made: list[CodeSphereClient] = []
 
     async def make(name: str, encoding: str = "utf-16", **kwargs: Any) -> CodeSphereClient:
+        # Each client is a user of its own, whose member id is its client id.
+        kwargs.setdefault("client_id", f"{name.lower()}-{len(made)}")
+        kwargs.setdefault("token", operator_token(kwargs["client_id"]))
         client = await CodeSphereClient.connect(
             cs_server.url, name=name, encodings=(encoding,), **kwargs
         )

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from tests.rawclient import RawClient
+from tests.tokens import operator_token
 
 
 def sha256(text: str) -> str:
@@ -18,8 +19,12 @@ async def connect(
     name: str = "tester",
     encoding: str = "utf-16",
     client_id: str | None = None,
+    token: str | None = "",
 ) -> RawClient:
-    """A connected and initialized client (one position encoding, optional clientId)."""
+    """A connected and initialized client (one position encoding, optional clientId).
+
+    ``token`` defaults to an operator token of a user of its own; ``None`` sends none.
+    """
     client = await RawClient.connect(url, max_queue=None)
     params: dict[str, Any] = {
         "clientInfo": {"name": "rawclient"},
@@ -28,6 +33,8 @@ async def connect(
     }
     if client_id is not None:
         params["clientId"] = client_id
+    if token is not None:
+        params["token"] = token or operator_token(client_id)
     result = await client.call("initialize", params)
     assert result["capabilities"]["positionEncoding"] == encoding
     if client_id is not None:

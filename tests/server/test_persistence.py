@@ -28,6 +28,7 @@ from codesphere.core.changes import ContentChange, apply_changes
 from tests.conftest import timeout
 from tests.rawclient import RawClient, insert
 from tests.server.support import change, connect, create_room, sha256
+from tests.tokens import TEST_SECRET
 
 DOC = "doc.txt"
 URL_LINE = re.compile(rb"Clients connect to (ws://\S+)")
@@ -58,7 +59,7 @@ class ServerProcess:
     @classmethod
     async def start(cls, data_dir: Path, log: Path) -> ServerProcess:
         """Start the server on ``data_dir`` and wait for the URL it prints."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", JWT_SECRET=TEST_SECRET.decode())
         with log.open("ab") as err:
             process = await asyncio.create_subprocess_exec(
                 codesphere_executable(),
@@ -167,7 +168,7 @@ async def test_graceful_restart_keeps_rooms_members_documents_and_chat(
 ) -> None:
     """After a clean stop and a start on the same data directory the room, its members, files,
     texts, revisions, lastSeq and chat history are all back (with snapshots past 500 edits)."""
-    first = await start_server("127.0.0.1", 0, data_dir)
+    first = await start_server("127.0.0.1", 0, data_dir, secret=TEST_SECRET)
     try:
         ada = await connect(first.url, "Ada", "utf-16", client_id="ada")
         room = await create_room(ada, {DOC: "start\n", "win.txt": "a\r\nb\r\n", "gone.txt": "x"})
@@ -206,7 +207,7 @@ async def test_graceful_restart_keeps_rooms_members_documents_and_chat(
     finally:
         await first.close()
 
-    second = await start_server("127.0.0.1", 0, data_dir)
+    second = await start_server("127.0.0.1", 0, data_dir, secret=TEST_SECRET)
     try:
         ada = await connect(second.url, "Ada", "utf-16", client_id="ada")
         after = await ada.call("room/join", {"roomId": room})
@@ -484,7 +485,7 @@ async def test_resent_edits_after_a_reconnect_apply_exactly_once(
     """A client that lost its socket with edits in flight reconnects with the same clientId,
     reopens at its revision and resends them: each is applied once, and its text ends equal
     to the server's."""
-    server = await start_server("127.0.0.1", 0, data_dir)
+    server = await start_server("127.0.0.1", 0, data_dir, secret=TEST_SECRET)
     try:
         owner = await connect(server.url, "Owner")
         room = await create_room(owner, {DOC: "line one\nline two\n"})
@@ -610,7 +611,7 @@ async def test_edits_and_resumes_more_than_2048_revisions_behind_need_a_resync(
 ) -> None:
     """An edit based 2048 revisions behind the head is placed; 2049 behind is ResyncRequired
     (1013); and so is a didOpen that resumes more than 2048 revisions back (§6.5)."""
-    server = await start_server("127.0.0.1", 0, data_dir)
+    server = await start_server("127.0.0.1", 0, data_dir, secret=TEST_SECRET)
     try:
         owner = await connect(server.url, "Owner")
         room = await create_room(owner, {DOC: "x\n"})

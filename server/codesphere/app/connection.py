@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from codesphere.app.limits import TokenBucket
+from codesphere.auth.tokens import Claims
 from codesphere.core.positions import Encoding
 from codesphere.protocol import codec
 from codesphere.protocol.errors import (
@@ -57,6 +58,11 @@ class Connection:
         self.encoding: Encoding = "utf-16"
         self.room: RoomState | None = None
         self.member: Member | None = None
+        #: Who the connection's token (from the upgrade's Authorization header or from
+        #: ``initialize``) says it is; ``room/join`` decides what that admits it to.
+        self.claims: Claims | None = None
+        #: This connection's role in its room: its member's, or lower if it joined asking so.
+        self.role = "viewer"
         self.open_docs: dict[str, DocState] = {}  # by document id
         limits = hub.limits
         self.bucket = TokenBucket(limits.requests_per_second, limits.request_burst, hub.clock())

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, cast
 
 from codesphere import __version__
+from codesphere.app.access import ROLE_RANK
 from codesphere.app.connection import Connection
 from codesphere.app.hub import new_id
-from codesphere.app.rooms import DocState, Member, RoomState, role_allows
+from codesphere.app.rooms import PALETTE, DocState, Member, RoomState, role_allows
+from codesphere.auth.tokens import UserClaims
 from codesphere.core.document import normalize_eol
 from codesphere.core.errors import RevisionError, SyncError
 from codesphere.core.positions import ENCODINGS, Encoding
@@ -25,16 +28,21 @@ from codesphere.protocol.errors import (
     DOCUMENT_NOT_OPEN,
     FORBIDDEN,
     INVALID_REQUEST,
+    NOT_FOUND,
     NOT_IN_ROOM,
     TOO_LARGE,
+    UNAUTHORIZED,
     RpcError,
     from_sync_error,
     invalid_params,
 )
-from codesphere.storage.base import AlreadyExists, DocumentRecord, MemberRecord, NotFound
+from codesphere.storage.base import AlreadyExists, DocumentRecord, InviteRecord, NotFound
 
 Handler = Callable[[Connection, Any], Awaitable[Any]]
 HANDLERS: dict[str, Handler] = {}
+
+#: Longer tokens are refused before they are looked at.
+MAX_TOKEN_LENGTH = 4096
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -53,8 +61,8 @@ def in_room(conn: Connection, needed: str = "viewer") -> tuple[RoomState, Member
     """The caller's room and member, if its role is at least ``needed``."""
     if conn.room is None or conn.member is None:
         raise RpcError(NOT_IN_ROOM, "join a room first")
-    if not role_allows(conn.member.role, needed):
-        raise RpcError(FORBIDDEN, f"the {conn.member.role} role cannot do this")
+    if not role_allows(conn.role, needed):
+        raise RpcError(FORBIDDEN, f"the {conn.role} role cannot do this")
     return conn.room, conn.member
 
 
@@ -97,7 +105,10 @@ async def initialize(conn: Connection, params: Any) -> Any:
     if client_id is not None and not _CLIENT_ID.match(client_id):
         raise invalid_params("'clientId' must be 1-64 characters of [A-Za-z0-9_.-]")
     name = codec.opt_string(p, "displayName", min_len=1, max_len=64)
+    token = codec.opt_string(p, "token", min_len=1, max_len=MAX_TOKEN_LENGTH)
     hub = conn.hub
+    if token is not None:
+        conn.claims = hub.access.verify(token)
     conn.client_id = client_id or new_id("c")
     conn.display_name = name or "guest"
     conn.encoding = chosen
@@ -158,42 +169,149 @@ async def room_create(conn: Connection, params: Any) -> Any:
         )
     if len({path for path, _ in files}) != len(files):
         raise RpcError(ALREADY_EXISTS, "two files have the same path")
-    room_id = await conn.hub.create_room(name, files, conn)
+    claims = conn.claims
+    if claims is None:
+        raise RpcError(UNAUTHORIZED, "creating a room needs a user token (send it in initialize)")
+    if not isinstance(claims, UserClaims):
+        raise RpcError(FORBIDDEN, "creating a room needs a user token, not a room's token")
+    room_id = await conn.hub.create_room(name, files, claims.user, conn.display_name)
     return {"roomId": room_id}
 
 
 @method("room/join")
 async def room_join(conn: Connection, params: Any) -> Any:
     p = codec.obj(params)
-    room_id = codec.string(p, "roomId", min_len=1, max_len=100)
+    room_id = codec.opt_string(p, "roomId", min_len=1, max_len=100)
     wanted = codec.opt_string(p, "role")
     if wanted not in (None, "editor", "viewer"):
         raise invalid_params("'role' must be 'editor' or 'viewer'")
+    token = codec.opt_string(p, "token", min_len=1, max_len=MAX_TOKEN_LENGTH)
     hub = conn.hub
-    room = await hub.room(room_id)
+    claims = hub.access.verify(token) if token is not None else conn.claims
+    if claims is None:
+        raise RpcError(UNAUTHORIZED, "joining a room needs a token (in initialize or here)")
+    target = room_id if room_id is not None or isinstance(claims, UserClaims) else claims.room
+    loaded = hub.rooms.get(target) if target is not None else None
+    color = loaded.next_color() if loaded is not None else PALETTE[0]
+    grant = await hub.access.admit(claims, room_id, conn.display_name, color, wanted)
+    room = await hub.room(grant.room_id)
     if conn.room is not None:
         hub.leave_room(conn)
-    member = room.members.get(conn.client_id)
+    record = grant.member
+    member = room.members.get(record.id)
     if member is None:
-        member = Member(conn.client_id, conn.display_name, room.next_color(), wanted or "editor")
+        # Colours are handed out here, in join order, so that members joining at the same
+        # time do not all get the colour that was next when they were admitted.
+        member = Member(record.id, conn.display_name, room.next_color(), record.role)
         room.members[member.id] = member
-    elif member.name != conn.display_name:
+    member.role, member.invite_id = record.role, record.invite_id
+    if (record.name, record.color) != (conn.display_name, member.color):
         member.name = conn.display_name
-    await hub.storage.upsert_member(
-        MemberRecord(room.id, member.id, member.name, member.color, member.role, hub.clock())
-    )
+        await hub.storage.upsert_member(replace(record, name=member.name, color=member.color))
     first = not member.connections
     member.connections.add(conn)
     room.connections.add(conn)
     conn.room, conn.member = room, member
+    conn.role = min(member.role, wanted or member.role, key=ROLE_RANK.__getitem__)
     if first:
         hub.broadcast(room.connections, "room/memberJoined", {"member": member.to_json()}, conn)
-    return {
+    result: dict[str, Any] = {
         "room": {"id": room.id, "name": room.name},
-        "you": member.to_json(),
+        "you": {**member.to_json(), "role": conn.role},
         "members": [m.to_json() for m in room.members.values()],
         "files": [d.info() for d in sorted(room.docs.values(), key=lambda d: d.path)],
     }
+    if grant.member_token is not None:
+        result["memberToken"] = grant.member_token
+    return result
+
+
+# -- invites and members (owners) ------------------------------------------------------------
+
+#: An invite lasts a week unless asked otherwise, and at most a year.
+DEFAULT_INVITE_SECONDS = 7 * 86400
+MAX_INVITE_SECONDS = 365 * 86400
+
+
+def invite_json(conn: Connection, invite: InviteRecord) -> dict[str, Any]:
+    """The protocol's ``Invite``, with a token to share (minted afresh: tokens are not kept)."""
+    return {
+        "inviteId": invite.id,
+        "role": invite.role,
+        "createdAt": int(invite.created_at * 1000),
+        "expiresAt": int(invite.expires_at * 1000),
+        "maxUses": invite.max_uses,
+        "uses": invite.uses,
+        "revoked": invite.revoked_at is not None,
+        "token": None
+        if invite.revoked_at is not None
+        else conn.hub.tokens.mint_invite(
+            invite.room_id, invite.role, invite.id, expires_at=invite.expires_at
+        ),
+    }
+
+
+@method("invite/create")
+async def invite_create(conn: Connection, params: Any) -> Any:
+    room, member = in_room(conn, "owner")
+    p = codec.obj(params)
+    role = codec.string(p, "role")
+    if role not in ROLE_RANK:
+        raise invalid_params("'role' must be 'owner', 'editor' or 'viewer'")
+    seconds = codec.opt_integer(p, "expiresInSeconds")
+    if seconds is None:
+        seconds = DEFAULT_INVITE_SECONDS
+    if not 60 <= seconds <= MAX_INVITE_SECONDS:
+        raise invalid_params(f"'expiresInSeconds' must be between 60 and {MAX_INVITE_SECONDS}")
+    max_uses = codec.opt_integer(p, "maxUses")
+    if max_uses is not None and not 1 <= max_uses <= 1_000_000:
+        raise invalid_params("'maxUses' must be between 1 and 1000000")
+    hub = conn.hub
+    now = hub.clock()
+    invite = InviteRecord(
+        room.id, new_id("i"), role, now, now + seconds, max_uses, 0, None, member.id
+    )
+    await hub.storage.create_invite(invite)
+    return invite_json(conn, invite)
+
+
+@method("invite/list")
+async def invite_list(conn: Connection, params: Any) -> Any:
+    room, _ = in_room(conn, "owner")
+    invites = await conn.hub.storage.list_invites(room.id)
+    return {"invites": [invite_json(conn, i) for i in invites]}
+
+
+@method("invite/revoke")
+async def invite_revoke(conn: Connection, params: Any) -> Any:
+    room, _ = in_room(conn, "owner")
+    invite_id = codec.string(codec.obj(params), "inviteId", min_len=1, max_len=100)
+    hub = conn.hub
+    try:
+        await hub.storage.revoke_invite(room.id, invite_id, hub.clock())
+    except NotFound:
+        raise RpcError(NOT_FOUND, f"no invite {invite_id!r} in this room") from None
+    joined = {m.id for m in room.members.values() if m.invite_id == invite_id}
+    hub.remove_members(room.id, joined, "the invite was revoked")
+    return None
+
+
+@method("member/remove")
+async def member_remove(conn: Connection, params: Any) -> Any:
+    room, member = in_room(conn, "owner")
+    member_id = codec.string(codec.obj(params), "memberId", min_len=1, max_len=100)
+    if member_id == member.id:
+        raise RpcError(FORBIDDEN, "an owner cannot remove themselves; use room/leave")
+    hub = conn.hub
+    try:
+        await hub.storage.delete_member(room.id, member_id)
+    except NotFound:
+        raise RpcError(NOT_FOUND, f"no member {member_id!r} in this room") from None
+    removed = room.members.get(member_id)
+    if removed is None or not removed.connections:  # else leaving announces it
+        hub.broadcast(room.connections, "room/memberLeft", {"memberId": member_id})
+    hub.remove_members(room.id, {member_id}, "removed from the room")
+    return None
 
 
 @method("room/leave")

@@ -14,9 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from codesphere.app.access import Access, user_member_id
 from codesphere.app.connection import Connection
 from codesphere.app.limits import Limits
-from codesphere.app.rooms import DocState, Member, RoomState
+from codesphere.app.rooms import PALETTE, DocState, Member, RoomState
+from codesphere.auth.tokens import TokenService
 from codesphere.core.document import DEFAULT_WINDOW, Document, LogEntry, normalize_eol
 from codesphere.core.operation import TextOperation
 from codesphere.core.positions import Encoding
@@ -62,11 +64,14 @@ class Hub:
         self,
         storage: Storage,
         sequencer: Sequencer,
+        tokens: TokenService,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.storage = storage
         self.sequencer = sequencer
+        self.tokens = tokens
+        self.access = Access(tokens, storage, clock)
         self.limits = limits or Limits()
         self.clock = clock
         self.rooms: dict[str, RoomState] = {}
@@ -80,20 +85,38 @@ class Hub:
 
     # -- rooms -----------------------------------------------------------------------------
 
-    async def create_room(self, name: str, files: list[tuple[str, str]], owner: Connection) -> str:
-        """Create a room whose owner is ``owner``'s client; returns its id."""
+    async def create_room(
+        self, name: str, files: list[tuple[str, str]], owner_user: str, owner_name: str
+    ) -> str:
+        """Create a room owned by the user ``owner_user``; returns its id."""
         now = self.clock()
         room_id = new_id("r")
         await self.storage.create_room(RoomRecord(room_id, name, now, now))
         await self.storage.upsert_member(
-            MemberRecord(room_id, owner.client_id, owner.display_name, "#e6194b", "owner", now)
-        )
+            MemberRecord(
+                room_id, user_member_id(owner_user), owner_name, PALETTE[0], "owner", now,
+                owner_user,
+            )
+        )  # fmt: skip
         for path, text in files:
             canonical, eol = normalize_eol(text)
             await self.storage.create_document(
                 DocumentRecord(room_id, new_id("d"), path, eol, now, 0), canonical
             )
         return room_id
+
+    def remove_members(self, room_id: str, member_ids: set[str], reason: str) -> None:
+        """Take members out of a loaded room and close their connections (code 4003)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        for member_id in member_ids:
+            member = room.members.pop(member_id, None)
+            if member is None:
+                continue
+            for conn in list(member.connections):
+                self.leave_room(conn)
+                conn.transport.close(4003, reason)
 
     async def room(self, room_id: str) -> RoomState:
         """The loaded room ``room_id``.
@@ -114,7 +137,7 @@ class Hub:
                 raise RpcError(ROOM_NOT_FOUND, "no such room")
             room = RoomState(record.id, record.name)
             for m in await self.storage.list_members(room_id):
-                room.members[m.id] = Member(m.id, m.name, m.color, m.role)
+                room.members[m.id] = Member(m.id, m.name, m.color, m.role, m.invite_id)
             for d in await self.storage.list_documents(room_id):
                 room.docs[d.path] = DocState(d.id, d.path, d.eol, d.revision, durable=d.revision)
             self.rooms[room_id] = room

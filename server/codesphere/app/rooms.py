@@ -49,6 +49,8 @@ class Member:
     name: str
     color: str
     role: str
+    #: The invite the member joined through, if any: revoking it removes the member.
+    invite_id: str | None = None
     connections: set[Connection] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ can be added beside the WebSocket without a second listener.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +16,11 @@ from codesphere import __version__
 from codesphere.app.handlers import HANDLERS
 from codesphere.app.hub import Hub
 from codesphere.app.limits import Limits
+from codesphere.auth.secret import load_secret
+from codesphere.auth.tokens import TokenService
 from codesphere.ordering.local import LocalSequencer
 from codesphere.storage.sqlite import SqliteStorage
-from codesphere.transports.websocket import HUB_KEY, websocket_handler
+from codesphere.transports.websocket import HUB_KEY, ORIGINS_KEY, websocket_handler
 
 DB_NAME = "codesphere.db"
 
@@ -26,6 +29,7 @@ def make_app(hub: Hub) -> web.Application:
     """The aiohttp application for ``hub``."""
     app = web.Application(client_max_size=hub.limits.max_message_bytes)
     app[HUB_KEY] = hub
+    app[ORIGINS_KEY] = frozenset()
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -86,15 +90,29 @@ async def start_server(
     port: int = 0,
     data_dir: str | Path = "data",
     limits: Limits | None = None,
+    *,
+    secret: bytes | None = None,
+    allowed_origins: Iterable[str] = (),
 ) -> RunningServer:
-    """Open storage in ``data_dir`` and listen on ``host:port`` (0: any free port)."""
+    """Open storage in ``data_dir`` and listen on ``host:port`` (0: any free port).
+
+    Args:
+        secret: the key tokens are signed with; by default ``JWT_SECRET`` from the
+            environment or ``.env``, else one generated once and kept in ``data_dir``.
+        allowed_origins: origins (``https://host:port``) whose pages may open ``/ws``
+            besides the server's own.
+    """
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    if secret is None:
+        secret, _ = load_secret(directory)
     storage = SqliteStorage(directory / DB_NAME)
     await storage.open()
-    hub = Hub(storage, LocalSequencer(storage), limits)
+    hub = Hub(storage, LocalSequencer(storage), TokenService(secret), limits)
     hub.methods.update(HANDLERS)
-    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+    app = make_app(hub)
+    app[ORIGINS_KEY] = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

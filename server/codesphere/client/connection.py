@@ -66,8 +66,12 @@ class CodeSphereClient:
         client_name: str = "codesphere-python",
         auto_resync: bool = True,
         request_timeout: float | None = 30.0,
+        token: str | None = None,
     ) -> None:
         self.url = url
+        #: Sent in ``initialize``; replaced by the member token a ``room/join`` with an
+        #: invite answers with, so that reconnecting does not use the invite again.
+        self.token = token
         self.name = name
         self.encodings = list(encodings)
         self.client_id = client_id
@@ -112,6 +116,7 @@ class CodeSphereClient:
         client_name: str = "codesphere-python",
         auto_resync: bool = True,
         request_timeout: float | None = 30.0,
+        token: str | None = None,
     ) -> CodeSphereClient:
         """Open a connection and initialize it.
 
@@ -124,10 +129,11 @@ class CodeSphereClient:
             client_name: sent as ``clientInfo.name``.
             auto_resync: re-open documents automatically when their text may have diverged.
             request_timeout: default seconds to wait for a response (``None``: forever).
+            token: a user, invite or member token (protocol.md §3).
 
         Raises:
             OSError: the server cannot be reached.
-            RpcError: the server refused ``initialize``.
+            RpcError: the server refused ``initialize`` (``Unauthorized``: a bad token).
         """
         client = cls(
             url,
@@ -137,6 +143,7 @@ class CodeSphereClient:
             client_name=client_name,
             auto_resync=auto_resync,
             request_timeout=request_timeout,
+            token=token,
         )
         await client._open()
         return client
@@ -150,6 +157,8 @@ class CodeSphereClient:
         }
         if self.client_id is not None:
             params["clientId"] = self.client_id
+        if self.token is not None:
+            params["token"] = self.token
         try:
             result = await conn.request("initialize", params, timeout=self.request_timeout)
             encoding = result["capabilities"]["positionEncoding"]
@@ -298,20 +307,30 @@ class CodeSphereClient:
         result = await self.request("room/create", params)
         return str(result["roomId"])
 
-    async def join(self, room_id: str, role: str | None = None) -> JsonObject:
+    async def join(
+        self, room_id: str | None = None, role: str | None = None, token: str | None = None
+    ) -> JsonObject:
         """Join a room (leaving any other); returns the ``room/join`` result.
 
         Args:
-            room_id: the room.
-            role: ``"viewer"`` to join read-only; ``None`` for the default.
+            room_id: the room; ``None`` for the room an invite or member token names.
+            role: ``"viewer"`` to join read-only; ``None`` for the token's role.
+            token: a token for this join only; by default the connection's.
 
         Raises:
-            RpcError: ``RoomNotFound``.
+            RpcError: ``Unauthorized`` (no or a bad token), ``Forbidden`` (the token does not
+                open the room).
         """
-        params: JsonObject = {"roomId": room_id}
+        params: JsonObject = {}
+        if room_id is not None:
+            params["roomId"] = room_id
         if role is not None:
             params["role"] = role
+        if token is not None:
+            params["token"] = token
         result: JsonObject = await self.request("room/join", params)
+        if result.get("memberToken"):
+            self.token = str(result["memberToken"])
         if self.room is not None and self.room.get("id") != result["room"]["id"]:
             self._drop_documents()
         self._role = role

@@ -29,6 +29,7 @@ from codesphere.protocol.errors import (
     INVALID_REQUEST,
     INVALID_REVISION,
     METHOD_NOT_FOUND,
+    NOT_FOUND,
     NOT_IN_ROOM,
     PARSE_ERROR,
     RATE_LIMITED,
@@ -36,6 +37,7 @@ from codesphere.protocol.errors import (
     ROOM_NOT_FOUND,
     SERVER_NOT_INITIALIZED,
     TOO_LARGE,
+    UNAUTHORIZED,
 )
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "INVALID_REQUEST",
     "INVALID_REVISION",
     "METHOD_NOT_FOUND",
+    "NOT_FOUND",
     "NOT_IN_ROOM",
     "PARSE_ERROR",
     "RATE_LIMITED",
@@ -58,6 +61,7 @@ __all__ = [
     "ROOM_NOT_FOUND",
     "SERVER_NOT_INITIALIZED",
     "TOO_LARGE",
+    "UNAUTHORIZED",
     "ClientError",
     "ConnectionLost",
     "DocumentClosed",
@@ -86,6 +90,8 @@ ERROR_NAMES: dict[int, str] = {
     RESYNC_REQUIRED: "ResyncRequired",
     RATE_LIMITED: "RateLimited",
     TOO_LARGE: "TooLarge",
+    UNAUTHORIZED: "Unauthorized",
+    NOT_FOUND: "NotFound",
 }
 
 

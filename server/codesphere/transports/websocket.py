@@ -21,10 +21,38 @@ from aiohttp import WSMsgType, web
 
 from codesphere.app.connection import Connection
 from codesphere.app.hub import Hub
+from codesphere.protocol.errors import RpcError
 
 log = logging.getLogger("codesphere.websocket")
 
 HUB_KEY = web.AppKey("hub", Hub)
+#: Origins, besides the server's own, whose pages may open a WebSocket.
+ORIGINS_KEY = web.AppKey("allowed_origins", frozenset[str])
+
+#: Headers only browsers send: an upgrade carrying one came from a web page.
+_BROWSER_HEADERS = ("Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Cookie")
+
+
+def origin_refusal(request: web.Request) -> str | None:
+    """Why a browser's upgrade may not proceed (``None``: it may).
+
+    A page on another site could otherwise open a socket with its visitor's browser (cross-site
+    WebSocket hijacking). Browsers always send ``Origin`` on an upgrade; a browser-style request
+    without one, or with ``null`` (sandboxed frames, ``file:`` pages), is refused. Editors and
+    other programs send no ``Origin`` and none of the browser-only headers, and authenticate with
+    their token like everyone else.
+    """
+    origin = request.headers.get("Origin")
+    browser = origin is not None or any(h in request.headers for h in _BROWSER_HEADERS)
+    if not browser:
+        return None
+    if origin is None or origin.strip().lower() == "null":
+        return "a browser upgrade must come with the page's Origin"
+    normalized = origin.strip().rstrip("/").lower()
+    own = f"{request.scheme}://{request.host}".lower()
+    if normalized == own or normalized in request.app[ORIGINS_KEY]:
+        return None
+    return "this origin may not connect (see --allowed-origin)"
 
 
 class _Flusher:
@@ -95,6 +123,19 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     """Serve one client for the lifetime of its WebSocket."""
     hub = request.app[HUB_KEY]
     limits = hub.limits
+    refusal = origin_refusal(request)
+    if refusal is not None:
+        raise web.HTTPForbidden(text=refusal + "\n")
+    claims = None
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise web.HTTPUnauthorized(text="Authorization must be 'Bearer <token>'\n")
+        try:
+            claims = hub.access.verify(token.strip())
+        except RpcError as exc:
+            raise web.HTTPUnauthorized(text=exc.message + "\n") from None
     ws = web.WebSocketResponse(
         max_msg_size=limits.max_message_bytes,
         compress=False,
@@ -106,6 +147,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         return ws
     peer = request.remote or ""
     conn = Connection(hub, WebSocketTransport(ws, transport, limits.max_output_buffer), peer)
+    conn.claims = claims
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
