@@ -91,7 +91,12 @@ def member(member_id: str = "u1", role: str = "editor", room_id: str = "r1") -> 
 def op(revision: int, author: str = "u1") -> OpRecord:
     payload: list[Any] = [revision, "insert", {"text": f"é{revision}", "at": [1, 2.5, None]}]
     return OpRecord(
-        revision=revision, author=author, timestamp=1000.0 + revision, op=payload, seq=revision * 3
+        revision=revision,
+        author=author,
+        timestamp=1000.0 + revision,
+        op=payload,
+        seq=revision * 3,
+        member=f"member-{author}",
     )
 
 

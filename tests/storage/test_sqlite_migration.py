@@ -18,6 +18,7 @@ def downgrade_to_version_1(path: Path) -> None:
             DROP INDEX members_by_user;
             ALTER TABLE members DROP COLUMN user_id;
             ALTER TABLE members DROP COLUMN invite_id;
+            ALTER TABLE ops DROP COLUMN member;
             PRAGMA user_version = 1;
             """
         )
@@ -47,6 +48,6 @@ async def test_version_1_database_is_migrated_keeping_its_members(tmp_path: Path
         await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         conn.close()

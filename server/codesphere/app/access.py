@@ -105,6 +105,31 @@ class Access:
             return await self._redeem(claims, name, color)
         return await self._admit_member(claims)
 
+    async def membership(self, claims: Claims, room_id: str) -> tuple[str, str]:
+        """``(member id, role)`` of ``claims`` in ``room_id``, changing nothing (for REST).
+
+        An operator counts as an owner of every room. An invite token has no membership
+        until it is redeemed by joining.
+
+        Raises:
+            RpcError: ``Forbidden``; ``RoomNotFound`` for an operator naming no room.
+        """
+        if isinstance(claims, UserClaims):
+            member = await self.storage.get_member(room_id, user_member_id(claims.user))
+            if member is not None:
+                return member.id, "owner" if claims.admin else member.role
+            if not claims.admin:
+                raise no_access(room_id)
+            if await self.storage.get_room(room_id) is None:
+                raise RpcError(ROOM_NOT_FOUND, "no such room")
+            return user_member_id(claims.user), "owner"
+        if room_id != claims.room:
+            raise no_access(room_id)
+        if isinstance(claims, InviteClaims):
+            raise RpcError(FORBIDDEN, "an invite token must first be redeemed by joining the room")
+        grant = await self._admit_member(claims)
+        return grant.member.id, grant.member.role
+
     async def _admit_user(
         self, claims: UserClaims, room_id: str, name: str, color: str, role: str
     ) -> Grant:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any, cast
 
 from codesphere import __version__
+from codesphere.app import owners
 from codesphere.app.access import ROLE_RANK
 from codesphere.app.connection import Connection
 from codesphere.app.hub import new_id
@@ -28,7 +29,6 @@ from codesphere.protocol.errors import (
     DOCUMENT_NOT_OPEN,
     FORBIDDEN,
     INVALID_REQUEST,
-    NOT_FOUND,
     NOT_IN_ROOM,
     TOO_LARGE,
     UNAUTHORIZED,
@@ -234,7 +234,7 @@ MAX_INVITE_SECONDS = 365 * 86400
 
 
 def invite_json(conn: Connection, invite: InviteRecord) -> dict[str, Any]:
-    """The protocol's ``Invite``, with a token to share (minted afresh: tokens are not kept)."""
+    """The protocol's ``Invite``."""
     return {
         "inviteId": invite.id,
         "role": invite.role,
@@ -243,11 +243,7 @@ def invite_json(conn: Connection, invite: InviteRecord) -> dict[str, Any]:
         "maxUses": invite.max_uses,
         "uses": invite.uses,
         "revoked": invite.revoked_at is not None,
-        "token": None
-        if invite.revoked_at is not None
-        else conn.hub.tokens.mint_invite(
-            invite.room_id, invite.role, invite.id, expires_at=invite.expires_at
-        ),
+        "token": owners.invite_token(conn.hub, invite),
     }
 
 
@@ -266,12 +262,7 @@ async def invite_create(conn: Connection, params: Any) -> Any:
     max_uses = codec.opt_integer(p, "maxUses")
     if max_uses is not None and not 1 <= max_uses <= 1_000_000:
         raise invalid_params("'maxUses' must be between 1 and 1000000")
-    hub = conn.hub
-    now = hub.clock()
-    invite = InviteRecord(
-        room.id, new_id("i"), role, now, now + seconds, max_uses, 0, None, member.id
-    )
-    await hub.storage.create_invite(invite)
+    invite = await owners.create_invite(conn.hub, room.id, role, seconds, max_uses, member.id)
     return invite_json(conn, invite)
 
 
@@ -286,13 +277,7 @@ async def invite_list(conn: Connection, params: Any) -> Any:
 async def invite_revoke(conn: Connection, params: Any) -> Any:
     room, _ = in_room(conn, "owner")
     invite_id = codec.string(codec.obj(params), "inviteId", min_len=1, max_len=100)
-    hub = conn.hub
-    try:
-        await hub.storage.revoke_invite(room.id, invite_id, hub.clock())
-    except NotFound:
-        raise RpcError(NOT_FOUND, f"no invite {invite_id!r} in this room") from None
-    joined = {m.id for m in room.members.values() if m.invite_id == invite_id}
-    hub.remove_members(room.id, joined, "the invite was revoked")
+    await owners.revoke_invite(conn.hub, room.id, invite_id)
     return None
 
 
@@ -300,17 +285,7 @@ async def invite_revoke(conn: Connection, params: Any) -> Any:
 async def member_remove(conn: Connection, params: Any) -> Any:
     room, member = in_room(conn, "owner")
     member_id = codec.string(codec.obj(params), "memberId", min_len=1, max_len=100)
-    if member_id == member.id:
-        raise RpcError(FORBIDDEN, "an owner cannot remove themselves; use room/leave")
-    hub = conn.hub
-    try:
-        await hub.storage.delete_member(room.id, member_id)
-    except NotFound:
-        raise RpcError(NOT_FOUND, f"no member {member_id!r} in this room") from None
-    removed = room.members.get(member_id)
-    if removed is None or not removed.connections:  # else leaving announces it
-        hub.broadcast(room.connections, "room/memberLeft", {"memberId": member_id})
-    hub.remove_members(room.id, {member_id}, "removed from the room")
+    await owners.remove_member(conn.hub, room.id, member_id, member.id)
     return None
 
 

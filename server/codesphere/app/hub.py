@@ -105,6 +105,19 @@ class Hub:
             )
         return room_id
 
+    async def delete_room(self, room_id: str) -> None:
+        """Delete a room and everything in it; its connections are closed with 4004.
+
+        Raises:
+            NotFound: no such room.
+        """
+        room = self.rooms.pop(room_id, None)
+        if room is not None:
+            for conn in list(room.connections):
+                self.leave_room(conn)
+                conn.transport.close(4004, "the room was deleted")
+        await self.storage.delete_room(room_id)
+
     def remove_members(self, room_id: str, member_ids: set[str], reason: str) -> None:
         """Take members out of a loaded room and close their connections (code 4003)."""
         room = self.rooms.get(room_id)
@@ -170,6 +183,7 @@ class Hub:
                 that nobody goes on from a state storage does not have.
         """
         entry = ack.entry
+        member = author.member.id if author.member is not None else entry.author
         encodings = {sub.encoding for sub in doc.subscribers if sub is not author}
         frames: dict[Encoding, bytes] = {
             encoding: notification(
@@ -177,7 +191,7 @@ class Hub:
                 {
                     "path": doc.path,
                     "revision": entry.revision,
-                    "memberId": entry.author,
+                    "memberId": member,
                     "contentChanges": changes,
                 },
             )
@@ -191,7 +205,7 @@ class Hub:
             doc.snapshot_revision = entry.revision
             snapshot = doc.sync.doc.text  # the text at exactly this revision, for now
         record = OpRecord(
-            entry.revision, entry.author, entry.timestamp, entry.op.to_json(), entry.seq
+            entry.revision, entry.author, entry.timestamp, entry.op.to_json(), entry.seq, member
         )
         try:
             await self.sequencer.append(room.id, doc.id, entry.revision - 1, [record])
@@ -363,6 +377,15 @@ async def rebuild_document(
     for record in stored.ops:
         document.replay(entry_from_record(record))
     return document
+
+
+async def stored_text_at(
+    storage: Storage, stored: StoredDocument, room_id: str, revision: int
+) -> str:
+    """The text of a stored document at any revision from 0 to its head."""
+    keep = max(1, stored.record.revision - revision)  # enough log to walk back to ``revision``
+    document = await rebuild_document(storage, room_id, stored, revision, window=keep)
+    return document.text_at(revision)
 
 
 def entry_from_record(record: OpRecord) -> LogEntry:

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from codesphere import __version__
+from codesphere.api import add_api
 from codesphere.app.handlers import HANDLERS
 from codesphere.app.hub import Hub
 from codesphere.app.limits import Limits
@@ -26,13 +27,13 @@ DB_NAME = "codesphere.db"
 
 
 def make_app(hub: Hub) -> web.Application:
-    """The aiohttp application for ``hub``."""
+    """The aiohttp application for ``hub``: ``/ws``, the REST API, its description and docs."""
     app = web.Application(client_max_size=hub.limits.max_message_bytes)
     app[HUB_KEY] = hub
     app[ORIGINS_KEY] = frozenset()
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/", index)
-    app.router.add_get("/healthz", healthz)
+    add_api(app, hub)
     return app
 
 
@@ -42,15 +43,11 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(
         text=(
             f"CodeSphere {__version__} is running.\n"
-            f"Connect a client to ws://{host}/ws (the protocol is in protocol.md).\n"
+            f"Connect a client to ws://{host}/ws (the protocol is in protocol.md);\n"
+            f"the REST API is described at /openapi.json and browsable at /docs.\n"
         ),
         content_type="text/plain",
     )
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
-    return web.json_response({"status": "ok"})
 
 
 @dataclass

@@ -21,6 +21,7 @@ from codesphere.protocol.errors import (
     ALREADY_EXISTS,
     DOCUMENT_NOT_FOUND,
     DOCUMENT_NOT_OPEN,
+    ERROR_NAMES,
     FORBIDDEN,
     INTERNAL_ERROR,
     INVALID_CHANGE,
@@ -69,30 +70,6 @@ __all__ = [
     "ResyncNeeded",
     "RpcError",
 ]
-
-#: The name protocol.md gives each code.
-ERROR_NAMES: dict[int, str] = {
-    PARSE_ERROR: "ParseError",
-    INVALID_REQUEST: "InvalidRequest",
-    METHOD_NOT_FOUND: "MethodNotFound",
-    INVALID_PARAMS: "InvalidParams",
-    INTERNAL_ERROR: "InternalError",
-    SERVER_NOT_INITIALIZED: "ServerNotInitialized",
-    NOT_IN_ROOM: "NotInRoom",
-    ROOM_NOT_FOUND: "RoomNotFound",
-    DOCUMENT_NOT_FOUND: "DocumentNotFound",
-    ALREADY_EXISTS: "AlreadyExists",
-    FORBIDDEN: "Forbidden",
-    DOCUMENT_NOT_OPEN: "DocumentNotOpen",
-    INVALID_POSITION: "InvalidPosition",
-    INVALID_CHANGE: "InvalidChange",
-    INVALID_REVISION: "InvalidRevision",
-    RESYNC_REQUIRED: "ResyncRequired",
-    RATE_LIMITED: "RateLimited",
-    TOO_LARGE: "TooLarge",
-    UNAUTHORIZED: "Unauthorized",
-    NOT_FOUND: "NotFound",
-}
 
 
 class ClientError(Exception):

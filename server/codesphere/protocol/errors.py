@@ -33,6 +33,31 @@ RATE_LIMITED = 1020
 TOO_LARGE = 1021
 
 
+#: The name protocol.md gives each code.
+ERROR_NAMES: dict[int, str] = {
+    PARSE_ERROR: "ParseError",
+    INVALID_REQUEST: "InvalidRequest",
+    METHOD_NOT_FOUND: "MethodNotFound",
+    INVALID_PARAMS: "InvalidParams",
+    INTERNAL_ERROR: "InternalError",
+    SERVER_NOT_INITIALIZED: "ServerNotInitialized",
+    NOT_IN_ROOM: "NotInRoom",
+    ROOM_NOT_FOUND: "RoomNotFound",
+    DOCUMENT_NOT_FOUND: "DocumentNotFound",
+    ALREADY_EXISTS: "AlreadyExists",
+    FORBIDDEN: "Forbidden",
+    DOCUMENT_NOT_OPEN: "DocumentNotOpen",
+    INVALID_POSITION: "InvalidPosition",
+    INVALID_CHANGE: "InvalidChange",
+    INVALID_REVISION: "InvalidRevision",
+    RESYNC_REQUIRED: "ResyncRequired",
+    RATE_LIMITED: "RateLimited",
+    TOO_LARGE: "TooLarge",
+    UNAUTHORIZED: "Unauthorized",
+    NOT_FOUND: "NotFound",
+}
+
+
 class RpcError(Exception):
     """An error response: ``code`` from this module, a message for people, optional data."""
 

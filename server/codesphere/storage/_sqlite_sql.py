@@ -29,10 +29,10 @@ from codesphere.storage.base import (
     StoredDocument,
 )
 
-OpRow = tuple[str, str, int, str, float, str, int]
-"""An ``ops`` table row: room_id, doc_id, revision, author, timestamp, op JSON, seq."""
+OpRow = tuple[str, str, int, str, float, str, int, str]
+"""An ``ops`` table row: room_id, doc_id, revision, author, timestamp, op JSON, seq, member."""
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Stored in ``PRAGMA user_version``; bump it together with a migration."""
 
 SCHEMA: Final = f"""
@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS ops (
     timestamp   REAL NOT NULL,
     op          TEXT NOT NULL,
     seq         INTEGER NOT NULL DEFAULT 0,
+    member      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room_id, doc_id, revision),
     FOREIGN KEY (room_id, doc_id) REFERENCES documents (room_id, id) ON DELETE CASCADE
 );
@@ -123,6 +124,12 @@ CREATE TABLE invites (
 );
 CREATE INDEX invites_by_room ON invites (room_id, created_at);
 PRAGMA user_version = 2;
+COMMIT;
+""",
+    2: """
+BEGIN IMMEDIATE;
+ALTER TABLE ops ADD COLUMN member TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 3;
 COMMIT;
 """,
 }
@@ -168,7 +175,12 @@ def _document(row: Any) -> DocumentRecord:
 
 def _op(row: Any) -> OpRecord:
     return OpRecord(
-        revision=row[0], author=row[1], timestamp=row[2], op=orjson.loads(row[3]), seq=row[4]
+        revision=row[0],
+        author=row[1],
+        timestamp=row[2],
+        op=orjson.loads(row[3]),
+        seq=row[4],
+        member=row[5],
     )
 
 
@@ -344,8 +356,8 @@ def w_append_ops(
     if not rows:
         return
     conn.executemany(
-        "INSERT INTO ops (room_id, doc_id, revision, author, timestamp, op, seq)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ops (room_id, doc_id, revision, author, timestamp, op, seq, member)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     conn.execute(
@@ -494,7 +506,7 @@ def _select_ops(
     conn: sqlite3.Connection, room_id: str, doc_id: str, since: int, limit: int | None
 ) -> list[OpRecord]:
     rows = conn.execute(
-        "SELECT revision, author, timestamp, op, seq FROM ops"
+        "SELECT revision, author, timestamp, op, seq, member FROM ops"
         " WHERE room_id = ? AND doc_id = ? AND revision > ? ORDER BY revision LIMIT ?",
         (room_id, doc_id, since, -1 if limit is None else limit),
     )

@@ -171,11 +171,13 @@ class OpRecord:
     Attributes:
         revision: The revision this operation produces; the first operation of
             a new document produces revision 1.
-        author: Id of the member who authored it.
+        author: Id of the client that sent it.
         timestamp: Time it was accepted, seconds since the epoch.
         op: The operation itself, an opaque JSON-serialisable list.
         seq: The author's edit counter for the document (0: none); with ``author`` it
             recognises an edit resent after a reconnect.
+        member: Id of the room member who made it (one member may use several clients);
+            empty for edits stored before members were recorded.
     """
 
     revision: int
@@ -183,6 +185,7 @@ class OpRecord:
     timestamp: float
     op: list[Any]
     seq: int = 0
+    member: str = ""
 
 
 @dataclass(frozen=True, slots=True)

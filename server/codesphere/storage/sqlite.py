@@ -489,6 +489,7 @@ class SqliteStorage:
                 op.timestamp,
                 orjson.dumps(op.op).decode(),
                 op.seq,
+                op.member,
             )
             for op in ops
         ]

@@ -1,0 +1,68 @@
+"""The REST API on the server's one port: routes, the OpenAPI description and browsable docs.
+
+``/openapi.json`` is generated from the same declarations that route and validate the requests
+(:mod:`codesphere.api.spec`); ``/docs`` is Swagger UI, served from the ``swagger-ui-py`` package
+so that nothing is fetched from another site.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from swagger_ui import api_doc
+
+from codesphere import __version__
+from codesphere.api.routes import api
+from codesphere.api.spec import error_response
+from codesphere.app.hub import Hub
+from codesphere.protocol.errors import (
+    ERROR_NAMES,
+    INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
+    NOT_FOUND,
+    RpcError,
+)
+
+__all__ = ["add_api"]
+
+log = logging.getLogger("codesphere.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_api(app: web.Application, hub: Hub) -> None:
+    """Serve the REST API, ``/openapi.json`` and ``/docs`` on ``app``."""
+    api.register(app, hub)
+    spec = api.openapi(__version__)
+    spec_bytes = orjson.dumps(spec)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.Response(body=spec_bytes, content_type="application/json")
+
+    app.router.add_get("/openapi.json", openapi_json)
+    api_doc(app, config=spec, url_prefix="/docs", title="CodeSphere API")
+    app.middlewares.append(api_errors)
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refusals as JSON with the protocol's codes; never a stack trace for bad input."""
+    try:
+        return await handler(request)
+    except RpcError as exc:
+        return error_response(exc, ERROR_NAMES)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = NOT_FOUND if exc.status == 404 else METHOD_NOT_FOUND
+        error = RpcError(code, exc.reason or "no such route")
+        response = error_response(error, ERROR_NAMES)
+        response.set_status(exc.status)
+        return response
+    except Exception:
+        # Never the request in the log: it may carry a token.
+        log.exception("internal error in %s %s", request.method, request.match_info.route.name)
+        return error_response(RpcError(INTERNAL_ERROR, "internal server error"), ERROR_NAMES)
