@@ -39,7 +39,7 @@ async def test_a_user_token_opens_only_rooms_of_its_user(server: RunningServer) 
     here = await other.error("room/join", {"roomId": room})
     missing = await other.error("room/join", {"roomId": "r-does-not-exist"})
     assert here["code"] == missing["code"] == codes.FORBIDDEN
-    assert here["message"].replace(room, "X") == missing["message"].replace("r-does-not-exist", "X")
+    assert here == missing and room not in here["message"]
 
 
 @pytest.mark.parametrize("role", ["viewer", "editor"])

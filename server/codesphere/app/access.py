@@ -58,9 +58,12 @@ def user_member_id(user: str) -> str:
 
 
 def no_access(room_id: str | None) -> RpcError:
-    """The one refusal for a valid token that does not open ``room_id``."""
-    what = f"room {room_id!r}" if room_id else "this room"
-    return RpcError(FORBIDDEN, f"this token gives no access to {what}")
+    """The one refusal for a valid token that does not open ``room_id``.
+
+    It names nothing, not even the room asked for, so that no refusal carries anything of a
+    room the caller may not see.
+    """
+    return RpcError(FORBIDDEN, "this token gives no access to that room")
 
 
 class Access:
