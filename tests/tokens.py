@@ -1,8 +1,9 @@
 """Tokens for tests: every test server signs with ``TEST_SECRET``.
 
 Most tests are about editing, not about access; their clients connect with an operator's user
-token (admitted to every room as owner) for a user of their own, so that each client is a
-member of its own. The security tests mint exactly the tokens they need.
+token (admitted to every room, as editor unless they ask for viewer) for a user of their own,
+so that each client is a member of its own. The security tests mint exactly the tokens they
+need.
 """
 
 from __future__ import annotations

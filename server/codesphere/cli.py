@@ -24,14 +24,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from codesphere import __version__
-from codesphere.app.hub import new_id, rebuild_document
+from codesphere.app.handlers import MAX_INVITE_SECONDS
+from codesphere.app.hub import new_id, stored_text_at
 from codesphere.app.limits import Limits
-from codesphere.app.server import DB_NAME, start_server
+from codesphere.app.server import DB_NAME, RunningServer, start_server
 from codesphere.auth.secret import load_secret
 from codesphere.auth.tokens import TokenError, TokenService, decode_unverified
 from codesphere.core.document import normalize_eol
 from codesphere.core.operation import TextOperation
-from codesphere.storage.base import DocumentRecord, NotFound, RoomRecord, StoredDocument
+from codesphere.storage.base import (
+    DocumentRecord,
+    InviteRecord,
+    NotFound,
+    RoomRecord,
+)
 from codesphere.storage.sqlite import SqliteStorage
 
 T = TypeVar("T")
@@ -100,6 +106,11 @@ def main() -> None:
     help="A web origin (https://host:port) whose pages may connect, besides the server's own;"
     " repeat for several (env CODESPHERE_ALLOWED_ORIGINS, space-separated).",
 )
+@click.option(
+    "--no-owner-link",
+    is_flag=True,
+    help="Do not create the Welcome room in an empty data directory, and print no owner link.",
+)
 def serve(
     host: str,
     port: int,
@@ -108,6 +119,7 @@ def serve(
     requests_per_second: float,
     loop_name: str,
     allowed_origins: tuple[str, ...],
+    no_owner_link: bool,
 ) -> None:
     """Run the server until interrupted (Ctrl-C or SIGTERM)."""
     logging.basicConfig(
@@ -117,7 +129,9 @@ def serve(
         requests_per_second=requests_per_second, request_burst=int(2 * requests_per_second)
     )
     with asyncio.Runner(loop_factory=event_loop_factory(loop_name)) as runner:
-        runner.run(_serve(host, port, data_dir, limits, allowed_origins))
+        runner.run(
+            _serve(host, port, data_dir, limits, allowed_origins, owner_link=not no_owner_link)
+        )
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -134,7 +148,13 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
 
 
 async def _serve(
-    host: str, port: int, data_dir: Path, limits: Limits, allowed_origins: tuple[str, ...]
+    host: str,
+    port: int,
+    data_dir: Path,
+    limits: Limits,
+    allowed_origins: tuple[str, ...],
+    *,
+    owner_link: bool = True,
 ) -> None:
     server = await start_server(host, port, data_dir, limits, allowed_origins=allowed_origins)
     # What exists now (modules, the app) lives as long as the process: keep it out of the
@@ -151,10 +171,57 @@ async def _serve(
     click.echo(f"Data is kept in {data_dir.resolve()}")
     click.echo("Create a room with: codesphere room create NAME --data-dir " + str(data_dir))
     try:
+        if owner_link:
+            # The token travels in the URL's fragment (after '#'), which browsers keep to
+            # themselves: it never reaches this server, a proxy or an access log. It is only
+            # ever printed here, on stdout, and never logged.
+            click.echo(f"Owner link: {await make_owner_link(server)}")
         await stop.wait()
     finally:
         click.echo("Shutting down...")
         await server.close()
+
+
+#: The user the start-up owner link is for, and how long its token lasts.
+OWNER_USER = "owner"
+OWNER_LINK_TTL = 30 * 86400
+WELCOME_README = """\
+# Welcome to CodeSphere
+
+This room was made for you when the server first started, and you own it.
+
+Everyone in a room edits its files together, live. To bring someone in, create an
+invite and share its token:
+
+- from a CodeSphere client: `invite/create` with the role `viewer` (reads and chats),
+  `editor` (also edits) or `owner` (also manages the room);
+- or on the server's command line:
+  `codesphere token mint-invite --room ROOM_ID --role editor --expires 7d`
+
+Revoke an invite at any time: whoever joined through it loses access at once.
+"""
+
+
+async def make_owner_link(server: RunningServer) -> str:
+    """A link that signs the ``owner`` user in, to the oldest room they own if any.
+
+    In a data directory with no room at all a "Welcome" room owned by ``owner`` is made
+    first, so that a fresh server has somewhere to start.
+    """
+    hub = server.hub
+    if not await hub.storage.list_rooms():
+        await hub.create_room("Welcome", [("README.md", WELCOME_README)], OWNER_USER, "Owner")
+    token = hub.tokens.mint_user(OWNER_USER, name="Owner", ttl=OWNER_LINK_TTL)
+    owned = [
+        room
+        for room, member in await hub.storage.rooms_of_user(OWNER_USER)
+        if member.role == "owner"
+    ]
+    link = f"{server.http_url}/#token={token}"
+    if owned:
+        oldest = min(owned, key=lambda room: (room.created_at, room.id))
+        link += f"&room={oldest.id}"
+    return link
 
 
 # -- offline administration ------------------------------------------------------------------
@@ -277,15 +344,6 @@ async def _find_doc(storage: SqliteStorage, room_id: str, path: str) -> Document
     raise click.ClickException(f"no document {path} in room {room_id}")
 
 
-async def text_at(
-    storage: SqliteStorage, stored: StoredDocument, room_id: str, revision: int
-) -> str:
-    """The text of a stored document at any revision from 0 to its head."""
-    keep = max(1, stored.record.revision - revision)  # enough log to walk back to ``revision``
-    document = await rebuild_document(storage, room_id, stored, revision, window=keep)
-    return document.text_at(revision)
-
-
 @doc.command("list")
 @click.argument("room_id")
 @data_dir_option
@@ -316,7 +374,7 @@ def doc_show(room_id: str, path: str, revision: int | None, data_dir: Path) -> N
         rev = record.revision if revision is None else revision
         if not 0 <= rev <= record.revision:
             raise click.ClickException(f"revision must be between 0 and {record.revision}")
-        return (await text_at(storage, stored, room_id, rev)).replace("\n", record.eol)
+        return (await stored_text_at(storage, stored, room_id, rev)).replace("\n", record.eol)
 
     click.echo(run_with_storage(data_dir, go), nl=False)
 
@@ -340,7 +398,7 @@ def doc_history(room_id: str, path: str, limit: int, data_dir: Path) -> None:
             f"@{off} -{len(deleted)} +{len(inserted)} {inserted[:30]!r}"
             for off, deleted, inserted in op.splices()
         ]
-        click.echo(f"{r.revision}\t{when(r.timestamp)}\t{r.author}\t{'; '.join(parts)}")
+        click.echo(f"{r.revision}\t{when(r.timestamp)}\t{r.member or r.author}\t{'; '.join(parts)}")
 
 
 # -- tokens ----------------------------------------------------------------------------------
@@ -425,6 +483,65 @@ def token_mint_user(user: str, name: str | None, admin: bool, ttl: int, data_dir
         click.echo(service.mint_user(user, name=name, admin=admin, ttl=ttl))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+@token.command("mint-invite")
+@click.option("--room", "room_id", required=True, help="The id of the room it admits to.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["owner", "editor", "viewer"]),
+    help="The role of whoever joins with it.",
+)
+@click.option(
+    "--expires",
+    "ttl",
+    type=Duration(),
+    default="7d",
+    show_default=True,
+    help="Lifetime: a number and s, m, h or d (at most 365d).",
+)
+@click.option(
+    "--max-uses",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="How many people may join with it (default: no limit).",
+)
+@data_dir_option
+def token_mint_invite(
+    room_id: str, role: str, ttl: int, max_uses: int | None, data_dir: Path
+) -> None:
+    """Create an invite to a room and print its token.
+
+    Whoever joins the room with the token becomes a member with the invite's role. The
+    room's owners see the invite in invite/list and can revoke it there; its id is shown on
+    standard error.
+    """
+    if ttl > MAX_INVITE_SECONDS:
+        raise click.BadParameter("must be at most 365d", param_hint="'--expires'")
+
+    async def go(storage: SqliteStorage) -> tuple[InviteRecord, str]:
+        if await storage.get_room(room_id) is None:
+            raise click.ClickException(f"no room {room_id}")
+        service = _token_service(data_dir, create=True)
+        now = time.time()
+        invite = InviteRecord(room_id, new_id("i"), role, now, now + ttl, max_uses, 0, None, "cli")
+        # Minted before the invite is stored, so that a failure leaves no invite behind.
+        invite_token = service.mint_invite(room_id, role, invite.id, expires_at=invite.expires_at)
+        try:
+            await storage.create_invite(invite)
+        except NotFound:  # the room was deleted meanwhile
+            raise click.ClickException(f"no room {room_id}") from None
+        return invite, invite_token
+
+    invite, invite_token = run_with_storage(data_dir, go)
+    uses = "unlimited uses" if max_uses is None else f"at most {max_uses} use(s)"
+    click.echo(
+        f"invite {invite.id} to room {room_id} as {role}, {uses}, "
+        f"expires {when(invite.expires_at)}",
+        err=True,
+    )
+    click.echo(invite_token)
 
 
 @token.command("inspect")

@@ -5,7 +5,9 @@ here, on every join, from storage, so that a removed member or a revoked invite 
 once even though its token has not expired:
 
 * a **user** token admits its user to the rooms where they are a member (their member id is their
-  user id); an operator's user token (``adm``) admits to every room as owner;
+  user id). An operator's user token (``adm``) admits to every room: joining one for the first
+  time makes the operator a member, an editor unless the join asks for viewer; over REST it
+  acts as an owner of every room;
 * an **invite** token is redeemed: if the invite is still valid and has uses left, a new member
   with the invite's role is added, and the join answers with a **member** token for later
   reconnects, so that reconnecting does not use the invite up;
