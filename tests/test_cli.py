@@ -21,7 +21,7 @@ from codesphere.cli import main
 from codesphere.client import CodeSphereClient
 from codesphere.client import errors as codes
 from tests.rawclient import insert
-from tests.security.support import ServeProcess
+from tests.serve import ServeProcess
 from tests.server.support import change, connect
 from tests.tokens import TEST_SECRET, operator_token
 

@@ -17,7 +17,7 @@ import aiohttp
 from codesphere.client import CodeSphereClient
 from codesphere.client.errors import FORBIDDEN
 from tests.conftest import timeout
-from tests.security.support import ServeProcess
+from tests.serve import ServeProcess
 
 OWNER_LINK = r"^Owner link: (http://\S+)/#token=([A-Za-z0-9_.-]+)&room=(\S+)$"
 

@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import os
-import re
 import secrets
-import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,7 +21,6 @@ from codesphere.app.server import RunningServer
 from tests.conftest import timeout
 from tests.rawclient import RawClient
 from tests.server.support import connect, create_room
-from tests.server.test_persistence import codesphere_executable
 from tests.tokens import TEST_SECRET, TOKENS
 
 HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
@@ -203,90 +197,3 @@ def leaks(reply: Any, needles: Iterable[str]) -> list[str]:
     """The ``needles`` found anywhere in ``reply``, as is or JSON-escaped."""
     text = json.dumps(reply, ensure_ascii=False)
     return [s for s in needles if s in text or json.dumps(s, ensure_ascii=False)[1:-1] in text]
-
-
-# -- the server as a child process -----------------------------------------------------------
-
-
-@dataclass
-class ServeProcess:
-    """``codesphere serve`` in a child process: stdout kept line by line, stderr in a file."""
-
-    process: asyncio.subprocess.Process
-    stderr_path: Path
-    lines: list[str] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = field(default=None, repr=False)
-    _new_line: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-
-    @classmethod
-    async def start(
-        cls, data_dir: Path, stderr_path: Path, *args: str, env: dict[str, str] | None = None
-    ) -> ServeProcess:
-        """Start ``codesphere serve --host 127.0.0.1 --port 0 --data-dir DATA ARGS``."""
-        environ = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
-        with stderr_path.open("ab") as err:
-            process = await asyncio.create_subprocess_exec(
-                codesphere_executable(),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                *args,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env=environ,
-                cwd=str(data_dir.parent),
-            )
-        server = cls(process, stderr_path)
-        server._reader = asyncio.ensure_future(server._read())
-        return server
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            self.lines.append(line.decode("utf-8"))
-            self._new_line.set()
-        self._new_line.set()
-
-    async def line(self, pattern: str, wait: float = 30) -> re.Match[str]:
-        """The first stdout line matching ``pattern`` (waiting for it to be printed)."""
-        regex = re.compile(pattern)
-        async with asyncio.timeout(timeout(wait)):
-            while True:
-                for text in self.lines:
-                    if match := regex.search(text):
-                        return match
-                if self._reader is not None and self._reader.done():
-                    raise AssertionError(
-                        f"the server exited without printing {pattern!r}: "
-                        f"{self.stderr_path.read_text()[-2000:]}"
-                    )
-                self._new_line.clear()
-                await self._new_line.wait()
-
-    async def url(self) -> str:
-        """The WebSocket URL the server prints."""
-        return (await self.line(r"Clients connect to (ws://\S+)"))[1]
-
-    async def stop(self) -> int:
-        """SIGTERM the process (SIGKILL if it lingers), read the rest of stdout; its status."""
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout(15))
-            except TimeoutError:
-                os.kill(self.process.pid, signal.SIGKILL)
-                await self.process.wait()
-        if self._reader is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reader, timeout(5))
-        assert self.process.returncode is not None
-        return self.process.returncode
-
-    @property
-    def stdout(self) -> str:
-        """Everything printed on stdout so far."""
-        return "".join(self.lines)

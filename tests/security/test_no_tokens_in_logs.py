@@ -22,13 +22,13 @@ import aiohttp
 from codesphere.client import errors as codes
 from tests.rawclient import RawClient, insert
 from tests.security.support import (
-    ServeProcess,
     b64url,
     contains_token,
     forge,
     refused_upgrade,
     unverified,
 )
+from tests.serve import ServeProcess
 from tests.server.support import change, connect
 from tests.tokens import TEST_SECRET, TOKENS
 

@@ -10,10 +10,7 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
-import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,94 +24,38 @@ from codesphere.app.server import DB_NAME, start_server
 from codesphere.core.changes import ContentChange, apply_changes
 from tests.conftest import timeout
 from tests.rawclient import RawClient, insert
+from tests.serve import ServeProcess
 from tests.server.support import change, connect, create_room, sha256
 from tests.tokens import TEST_SECRET
 
 DOC = "doc.txt"
-URL_LINE = re.compile(rb"Clients connect to (ws://\S+)")
 
 
 # -- a server in a child process -------------------------------------------------------------
 
 
-def codesphere_executable() -> str:
-    """The ``codesphere`` console script of the running interpreter's environment."""
-    beside = Path(sys.executable).parent / "codesphere"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("codesphere")
-    assert found, "the codesphere console script is not installed"
-    return found
-
-
 @dataclass
 class ServerProcess:
-    """``codesphere serve --port 0`` running in a child process."""
+    """``codesphere serve`` in a child process, with the address it printed."""
 
-    process: asyncio.subprocess.Process
+    serve: ServeProcess
     url: str
-    log: Path
-    _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, data_dir: Path, log: Path) -> ServerProcess:
         """Start the server on ``data_dir`` and wait for the URL it prints."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1", JWT_SECRET=TEST_SECRET.decode())
-        with log.open("ab") as err:
-            process = await asyncio.create_subprocess_exec(
-                codesphere_executable(),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--log-level",
-                "warning",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env=env,
-            )
-        assert process.stdout is not None
-        url = None
-        async with asyncio.timeout(timeout(30)):
-            while url is None:
-                line = await process.stdout.readline()
-                if not line:
-                    raise AssertionError(f"the server exited: {log.read_text()[-2000:]}")
-                match = URL_LINE.search(line)
-                if match:
-                    url = match.group(1).decode()
-        server = cls(process, url, log)
-        server._drain = asyncio.ensure_future(server._read_rest())
-        return server
-
-    async def _read_rest(self) -> None:
-        assert self.process.stdout is not None
-        while await self.process.stdout.readline():
-            pass
+        env = dict(os.environ, JWT_SECRET=TEST_SECRET.decode())
+        args = ("--log-level", "warning", "--no-owner-link")
+        serve = await ServeProcess.start(data_dir, log, *args, env=env)
+        return cls(serve, await serve.url())
 
     async def kill(self) -> None:
         """SIGKILL the process by its pid and reap it."""
-        if self.process.returncode is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), timeout(10))
-        assert self.process.returncode == -signal.SIGKILL
-        if self._drain is not None:
-            await asyncio.wait_for(self._drain, timeout(5))
+        await self.serve.kill()
 
     async def stop(self) -> None:
         """End the process if it still runs (SIGTERM, then SIGKILL)."""
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout(10))
-            except TimeoutError:
-                os.kill(self.process.pid, signal.SIGKILL)
-                await self.process.wait()
-        if self._drain is not None:
-            self._drain.cancel()
+        await self.serve.stop()
 
 
 @pytest.fixture
@@ -571,8 +512,8 @@ async def test_graceful_shutdown_mid_stream_closes_with_1001_and_keeps_acknowled
     async with asyncio.timeout(timeout(30)):
         while sum(len(w.acked) for w in writers) < 150:
             await asyncio.sleep(0.01)
-    server.process.terminate()
-    assert await asyncio.wait_for(server.process.wait(), timeout(20)) == 0
+    server.serve.process.terminate()
+    assert await asyncio.wait_for(server.serve.process.wait(), timeout(20)) == 0
     await asyncio.wait_for(asyncio.gather(*tasks), timeout(15))
     assert [w.close_code for w in writers] == [1001] * len(writers)
 

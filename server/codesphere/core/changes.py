@@ -75,6 +75,32 @@ def changes_to_op(
     return op, text
 
 
+class LineSweep:
+    """Line numbers of offsets into one text, asked in increasing order.
+
+    Each newline is counted once however many offsets are asked, so converting all the splices
+    of an operation costs one pass over the text.
+    """
+
+    __slots__ = ("line", "line_start", "scanned", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.line = 0
+        self.line_start = 0
+        self.scanned = 0
+
+    def at(self, offset: int) -> tuple[int, str]:
+        """The line of ``offset`` and that line's text before it."""
+        text = self.text
+        newlines = text.count("\n", self.scanned, offset)
+        if newlines:
+            self.line += newlines
+            self.line_start = text.rfind("\n", self.scanned, offset) + 1
+        self.scanned = offset
+        return self.line, text[self.line_start : offset]
+
+
 def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[ContentChange]:
     """Express ``op`` (which applies to ``base``) as content changes in ``encoding``.
 
@@ -82,20 +108,11 @@ def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[Cont
     both in ``base`` and in the text the previous changes produced.
     """
     out: list[ContentChange] = []
-    # One forward sweep over ``base`` finds every position: the splices come in offset order,
-    # so each newline is counted once however many splices there are.
-    line = 0
-    line_start = 0
-    scanned = 0
+    sweep = LineSweep(base)
 
     def at(offset: int) -> Position:
-        nonlocal line, line_start, scanned
-        newlines = base.count("\n", scanned, offset)
-        if newlines:
-            line += newlines
-            line_start = base.rfind("\n", scanned, offset) + 1
-        scanned = offset
-        return line, encoded_length(base[line_start:offset], encoding)
+        line, before = sweep.at(offset)
+        return line, encoded_length(before, encoding)
 
     for offset, deleted, inserted in op.splices():
         start = at(offset)

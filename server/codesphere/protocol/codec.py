@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from codesphere.core.changes import ContentChange
+from codesphere.core.changes import ContentChange, LineSweep
 from codesphere.core.operation import TextOperation
 from codesphere.core.positions import Encoding, Position, encoded_length
 from codesphere.protocol.errors import PARSE_ERROR, RpcError, invalid_params
@@ -240,22 +240,14 @@ def op_changes_json(
     """
     encs = list(encodings)
     out: dict[Encoding, list[dict[str, Any]]] = {e: [] for e in encs}
-    line = 0
-    line_start = 0
-    scanned = 0
+    sweep = LineSweep(base)
 
     def at(offset: int) -> dict[Encoding, dict[str, int]]:
-        nonlocal line, line_start, scanned
-        newlines = base.count("\n", scanned, offset)
-        if newlines:
-            line += newlines
-            line_start = base.rfind("\n", scanned, offset) + 1
-        scanned = offset
-        prefix = base[line_start:offset]
-        if prefix.isascii():
-            pos = {"line": line, "character": len(prefix)}
+        line, before = sweep.at(offset)
+        if before.isascii():
+            pos = {"line": line, "character": len(before)}
             return dict.fromkeys(encs, pos)
-        return {e: {"line": line, "character": encoded_length(prefix, e)} for e in encs}
+        return {e: {"line": line, "character": encoded_length(before, e)} for e in encs}
 
     for offset, deleted, inserted in op.splices():
         start = at(offset)

@@ -35,6 +35,22 @@ OpRow = tuple[str, str, int, str, float, str, int, str]
 SCHEMA_VERSION: Final = 3
 """Stored in ``PRAGMA user_version``; bump it together with a migration."""
 
+_INVITES: Final = """
+CREATE TABLE IF NOT EXISTS invites (
+    room_id     TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+    id          TEXT PRIMARY KEY,
+    role        TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    max_uses    INTEGER CHECK (max_uses > 0),
+    uses        INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
+    revoked_at  REAL,
+    created_by  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invites_by_room ON invites (room_id, created_at);
+"""
+"""The invites table, as created new (schema 2) and by the migration from 1."""
+
 SCHEMA: Final = f"""
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS rooms (
@@ -55,18 +71,7 @@ CREATE TABLE IF NOT EXISTS members (
     PRIMARY KEY (room_id, id)
 );
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id) WHERE user_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS invites (
-    room_id     TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    id          TEXT PRIMARY KEY,
-    role        TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
-    created_at  REAL NOT NULL,
-    expires_at  REAL NOT NULL,
-    max_uses    INTEGER CHECK (max_uses > 0),
-    uses        INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
-    revoked_at  REAL,
-    created_by  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS invites_by_room ON invites (room_id, created_at);
+{_INVITES}
 CREATE TABLE IF NOT EXISTS documents (
     room_id           TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
     id                TEXT NOT NULL,
@@ -106,23 +111,12 @@ COMMIT;
 """
 
 MIGRATIONS: Final = {
-    1: """
+    1: f"""
 BEGIN IMMEDIATE;
 ALTER TABLE members ADD COLUMN user_id TEXT;
 ALTER TABLE members ADD COLUMN invite_id TEXT;
 CREATE INDEX members_by_user ON members (user_id) WHERE user_id IS NOT NULL;
-CREATE TABLE invites (
-    room_id     TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
-    id          TEXT PRIMARY KEY,
-    role        TEXT NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
-    created_at  REAL NOT NULL,
-    expires_at  REAL NOT NULL,
-    max_uses    INTEGER CHECK (max_uses > 0),
-    uses        INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
-    revoked_at  REAL,
-    created_by  TEXT NOT NULL
-);
-CREATE INDEX invites_by_room ON invites (room_id, created_at);
+{_INVITES}
 PRAGMA user_version = 2;
 COMMIT;
 """,
