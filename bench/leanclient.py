@@ -132,8 +132,10 @@ class LeanClient:
         self.resyncs = 0
 
     @classmethod
-    async def connect(cls, url: str, name: str, encoding: Encoding) -> LeanClient:
-        """Connect, upgrade and initialize."""
+    async def connect(
+        cls, url: str, name: str, encoding: Encoding, token: str | None = None
+    ) -> LeanClient:
+        """Connect, upgrade and initialize (with ``token``, if given)."""
         self = cls()
         parts = urlsplit(url)
         loop = asyncio.get_running_loop()
@@ -151,14 +153,14 @@ class LeanClient:
             ).encode()
         )
         await conn.upgraded
-        result = await self.request(
-            "initialize",
-            {
-                "clientInfo": {"name": "codesphere-bench"},
-                "capabilities": {"general": {"positionEncodings": [encoding]}},
-                "displayName": name,
-            },
-        )
+        params: dict[str, Any] = {
+            "clientInfo": {"name": "codesphere-bench"},
+            "capabilities": {"general": {"positionEncodings": [encoding]}},
+            "displayName": name,
+        }
+        if token is not None:
+            params["token"] = token
+        result = await self.request("initialize", params)
         self.encoding = result["capabilities"]["positionEncoding"]
         return self
 

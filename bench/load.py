@@ -36,6 +36,7 @@ import os
 import platform
 import random
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -46,6 +47,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from codesphere.auth.tokens import TokenService
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "load.json"
@@ -89,8 +92,10 @@ async def run_load(spec: dict[str, Any]) -> None:
     rooms, per_room = spec["rooms"], spec["clients_per_room"]
     rec = Recorder()
     rng = random.Random(7)
+    # Every load client is an operator of its own: admitted to its room without invites.
+    tokens = TokenService(spec["secret"].encode())
     clients = await (connect_full if spec["client"] == "full" else connect_lean)(
-        url, rooms, per_room, rec
+        url, rooms, per_room, rec, tokens
     )
     emit({"event": "connected", "clients": len(clients)})
 
@@ -209,7 +214,9 @@ class Typist:
         await self.client.close()
 
 
-async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> list[Typist]:
+async def connect_lean(
+    url: str, rooms: int, per_room: int, rec: Recorder, tokens: TokenService
+) -> list[Typist]:
     """Clients of ``bench/leanclient.py`` (the default)."""
     from leanclient import LeanClient
 
@@ -233,7 +240,9 @@ async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> li
         members = []
         for i in range(per_room):
             enc = ("utf-16", "utf-8", "utf-32")[i % 3]
-            members.append(await LeanClient.connect(url, f"bench{r}-{i}", enc))  # type: ignore[arg-type]
+            name = f"bench{r}-{i}"
+            token = tokens.mint_user(name, admin=True)
+            members.append(await LeanClient.connect(url, name, enc, token))  # type: ignore[arg-type]
         created = await members[0].request(
             "room/create", {"name": f"bench{r}", "files": [{"path": "bench.txt", "text": ""}]}
         )
@@ -244,7 +253,9 @@ async def connect_lean(url: str, rooms: int, per_room: int, rec: Recorder) -> li
     return out
 
 
-async def connect_full(url: str, rooms: int, per_room: int, rec: Recorder) -> list[Typist]:
+async def connect_full(
+    url: str, rooms: int, per_room: int, rec: Recorder, tokens: TokenService
+) -> list[Typist]:
     """Clients of the product's :class:`~codesphere.client.CodeSphereClient`."""
     from codesphere.client import CodeSphereClient
 
@@ -265,13 +276,20 @@ async def connect_full(url: str, rooms: int, per_room: int, rec: Recorder) -> li
 
     out: list[Typist] = []
     for r in range(rooms):
-        owner = await CodeSphereClient.connect(url, name=f"bench{r}-0", encodings=("utf-16",))
+        owner = await CodeSphereClient.connect(
+            url, name=f"bench{r}-0", encodings=("utf-16",), token=tokens.mint_user(f"bench{r}-0")
+        )
         room_id = await owner.create_room(f"bench{r}", files=[{"path": "bench.txt", "text": ""}])
         members = [owner]
         for i in range(1, per_room):
             enc = ("utf-16", "utf-8", "utf-32")[i % 3]
             members.append(
-                await CodeSphereClient.connect(url, name=f"bench{r}-{i}", encodings=(enc,))
+                await CodeSphereClient.connect(
+                    url,
+                    name=f"bench{r}-{i}",
+                    encodings=(enc,),
+                    token=tokens.mint_user(f"bench{r}-{i}", admin=True),
+                )
             )
         for c in members:
             await c.join(room_id)
@@ -315,13 +333,14 @@ def pinned(core: int, argv: list[str]) -> list[str]:
     return argv
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(data_dir: str, secret: str) -> tuple[subprocess.Popen[str], str]:
     exe = Path(sys.executable).parent / "codesphere"
     prefix = os.environ.get("CODESPHERE_BENCH_SERVER")  # e.g. a profiling wrapper script
     argv = [sys.executable, prefix] if prefix else [str(exe)]
     argv = [*argv, "serve", "--port", "0", "--data-dir", data_dir, "--log-level", "warning",
-            "--requests-per-second", "1000000"]  # fmt: skip
-    proc = subprocess.Popen(pinned(0, argv), stdout=subprocess.PIPE, text=True)
+            "--requests-per-second", "1000000", "--no-owner-link"]  # fmt: skip
+    env = dict(os.environ, JWT_SECRET=secret)
+    proc = subprocess.Popen(pinned(0, argv), stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("Clients connect to "):
@@ -370,7 +389,8 @@ def run_scenario(
     spec["seconds"] = seconds if name != "c" else min(seconds, 4.0)
     spec["warmup"] = 2.0 if name != "c" else 1.0
     with tempfile.TemporaryDirectory() as data_dir:
-        server, url = start_server(data_dir)
+        spec["secret"] = secrets.token_urlsafe(32)
+        server, url = start_server(data_dir, spec["secret"])
         spec["url"] = url
         try:
             loader = subprocess.Popen(

@@ -50,6 +50,12 @@ def test_room_commands_create_list_and_show_rooms(tmp_path: Path) -> None:
     assert "main.py\trevision 0\tlf" in shown
     assert run("doc", "show", room_id, "win.txt", "--data-dir", data) == "one\r\ntwo\r\n"
     assert "main.py\trevision 0" in run("doc", "list", room_id, "--data-dir", data)
+    # Owned by the user the owner link signs in, unless told otherwise.
+    assert "owner" in shown
+    result = CliRunner().invoke(
+        main, ["room", "create", "x", "--owner", "no one", "--data-dir", data]
+    )
+    assert result.exit_code == 2 and "user id" in result.output
 
 
 def test_commands_refuse_a_missing_data_directory_or_room(tmp_path: Path) -> None:
@@ -233,10 +239,11 @@ def test_token_inspect_no_verify_is_labelled_unverified(
 
 
 def make_room(data: str, tmp_path: Path) -> str:
-    """A room (made offline, so with no owner) holding ``a.txt``; its id."""
+    """A room made offline for the user ``ada`` (not ``owner``) holding ``a.txt``; its id."""
     text = tmp_path / "a.txt"
     text.write_text("abc\n", encoding="utf-8")
-    return run("room", "create", "demo", "--file", str(text), "--data-dir", data).strip()
+    args = ("room", "create", "demo", "--file", str(text), "--owner", "ada", "--data-dir", data)
+    return run(*args).strip()
 
 
 def stored_invites(data: str) -> int:

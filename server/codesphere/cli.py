@@ -27,6 +27,7 @@ from codesphere import __version__
 from codesphere.app.handlers import MAX_INVITE_SECONDS
 from codesphere.app.hub import new_id, stored_text_at
 from codesphere.app.limits import Limits
+from codesphere.app.rooms import PALETTE
 from codesphere.app.server import DB_NAME, RunningServer, start_server
 from codesphere.auth.secret import load_secret
 from codesphere.auth.tokens import TokenError, TokenService, decode_unverified
@@ -35,6 +36,7 @@ from codesphere.core.operation import TextOperation
 from codesphere.storage.base import (
     DocumentRecord,
     InviteRecord,
+    MemberRecord,
     NotFound,
     RoomRecord,
 )
@@ -253,6 +255,15 @@ def room() -> None:
     """Create, list and inspect rooms."""
 
 
+_USER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _user_id(value: str) -> str:
+    if not _USER_ID.fullmatch(value):
+        raise click.BadParameter("a user id is 1-100 characters of A-Z a-z 0-9 _ . : -")
+    return value
+
+
 @room.command("create")
 @click.argument("name")
 @click.option(
@@ -262,8 +273,15 @@ def room() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file to put in the room (repeatable); kept by its name.",
 )
+@click.option(
+    "--owner",
+    default=OWNER_USER,
+    show_default=True,
+    callback=lambda ctx, param, value: _user_id(value),
+    help="The user who owns the room (by default the one the owner link signs in).",
+)
 @data_dir_option
-def room_create(name: str, files: tuple[Path, ...], data_dir: Path) -> None:
+def room_create(name: str, files: tuple[Path, ...], owner: str, data_dir: Path) -> None:
     """Create a room called NAME and print its id."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / DB_NAME).exists():
@@ -273,6 +291,8 @@ def room_create(name: str, files: tuple[Path, ...], data_dir: Path) -> None:
         now = time.time()
         room_id = new_id("r")
         await storage.create_room(RoomRecord(room_id, name, now, now))
+        member = MemberRecord(room_id, owner, owner, PALETTE[0], "owner", now, owner)
+        await storage.upsert_member(member)
         for f in files:
             text, eol = normalize_eol(f.read_bytes().decode("utf-8"))
             record = DocumentRecord(room_id, new_id("d"), f.name, eol, now, 0)

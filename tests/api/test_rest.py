@@ -298,3 +298,22 @@ def _refs(value: Any) -> list[str]:
     if isinstance(value, list):
         return [r for v in value for r in _refs(v)]
     return []
+
+
+async def test_activity_moves_the_rooms_updated_time(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    created = await new_room(http)
+    room = created["roomId"]
+    first = await call(http, "GET", f"/api/rooms/{room}")
+    assert first["updatedAt"] == first["createdAt"]
+    await asyncio.sleep(0.05)
+    ada = await CodeSphereClient.connect(server.url, name="Ada", token=created["ownerToken"])
+    await ada.join()
+    await ada.send_chat("anyone here?")
+    async with asyncio.timeout(timeout(5)):
+        while (await call(http, "GET", f"/api/rooms/{room}"))["updatedAt"] == first["updatedAt"]:
+            await asyncio.sleep(0.02)
+    later = await call(http, "GET", f"/api/rooms/{room}")
+    assert later["updatedAt"] >= first["createdAt"] + 50
+    await ada.close()

@@ -320,6 +320,7 @@ async def workspace_create(conn: Connection, params: Any) -> Any:
     record = DocumentRecord(room.id, new_id("d"), path, eol, hub.clock(), 0)
     try:
         await hub.storage.create_document(record, text)
+        hub.touch(room)
     except AlreadyExists:
         raise RpcError(ALREADY_EXISTS, f"{path!r} exists") from None
     if path in room.docs:  # created concurrently by another connection while we wrote
@@ -344,6 +345,7 @@ async def workspace_rename(conn: Connection, params: Any) -> Any:
         raise RpcError(ALREADY_EXISTS, f"{new_path!r} exists")
     try:
         await conn.hub.storage.rename_document(room.id, doc.id, new_path)
+        conn.hub.touch(room)
     except AlreadyExists:
         raise RpcError(ALREADY_EXISTS, f"{new_path!r} exists") from None
     except NotFound:
@@ -367,6 +369,7 @@ async def workspace_delete(conn: Connection, params: Any) -> Any:
     doc = find_doc(room, path)
     try:
         await conn.hub.storage.delete_document(room.id, doc.id)
+        conn.hub.touch(room)
     except NotFound:
         raise RpcError(DOCUMENT_NOT_FOUND, f"no document at {path!r}") from None
     room.docs.pop(doc.path, None)
@@ -523,6 +526,7 @@ async def chat_send(conn: Connection, params: Any) -> Any:
     record = await hub.storage.append_chat(
         room.id, new_id("m"), member.id, member.name, text, hub.clock()
     )
+    hub.touch(room)
     message = _chat_json(record)
     hub.broadcast(room.connections, "chat/message", {"message": message})
     return {"message": message}

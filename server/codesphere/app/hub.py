@@ -8,6 +8,7 @@ encoding and written to every subscriber in one synchronous pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -30,6 +31,7 @@ from codesphere.protocol.wsframe import frame_text
 from codesphere.storage.base import (
     DocumentRecord,
     MemberRecord,
+    NotFound,
     OpRecord,
     RoomRecord,
     Storage,
@@ -48,6 +50,10 @@ def new_id(prefix: str) -> str:
 def notification(method: str, params: Any) -> bytes:
     """A notification framed for the WebSocket, ready to write to many connections."""
     return frame_text(codec.dumps({"jsonrpc": "2.0", "method": method, "params": params}))
+
+
+#: How often at most a room's ``updated_at`` is written while it is busy.
+TOUCH_SECONDS = 10.0
 
 
 class Hub:
@@ -104,6 +110,21 @@ class Hub:
                 DocumentRecord(room_id, new_id("d"), path, eol, now, 0), canonical
             )
         return room_id
+
+    def touch(self, room: RoomState) -> None:
+        """Record activity in ``room`` (its ``updated_at``), at most once per TOUCH_SECONDS.
+
+        Edits come many a second; one write per edit just for this would double the
+        storage work, and a room's last activity need not be known to the millisecond.
+        """
+        now = self.clock()
+        if now - room.touched_at >= TOUCH_SECONDS:
+            room.touched_at = now
+            self.spawn(self._touch(room.id, now))
+
+    async def _touch(self, room_id: str, now: float) -> None:
+        with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to record
+            await self.storage.touch_room(room_id, now)
 
     async def delete_room(self, room_id: str) -> None:
         """Delete a room and everything in it; its connections are closed with 4004.
@@ -215,6 +236,7 @@ class Hub:
             raise RpcError(-32603, "the edit could not be stored; reconnect and resend") from None
         doc.mark_durable(entry.revision)
         doc.revision = entry.revision
+        self.touch(room)
         if snapshot is not None:
             self.spawn(self.storage.save_snapshot(room.id, doc.id, entry.revision, snapshot))
         for sub in doc.subscribers:

@@ -115,6 +115,8 @@ class RoomState:
     members: dict[str, Member] = field(default_factory=dict)
     docs: dict[str, DocState] = field(default_factory=dict)  # by path
     connections: set[Connection] = field(default_factory=set)
+    #: When the room's ``updated_at`` was last written (see ``Hub.touch``).
+    touched_at: float = 0.0
 
     def next_color(self) -> str:
         """The colour for the next member to join."""
