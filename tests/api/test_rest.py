@@ -286,6 +286,8 @@ async def test_health_readiness_openapi_and_docs(
     assert b"swagger-ui-bundle.js" in page
     asset = await call(http, "GET", "/docs/static/swagger-ui-bundle.js", None)
     assert len(asset) > 100_000
+    assert b"swagger-ui.css" in page
+    assert len(await call(http, "GET", "/docs/static/swagger-ui.css", None)) > 10_000
     await server.storage.close()
     down = await call(http, "GET", "/readyz", None, 503)
     assert down["status"] == "unavailable" and down["storage"]["ok"] is False

@@ -1,18 +1,21 @@
 """The REST API on the server's one port: routes, the OpenAPI description and browsable docs.
 
 ``/openapi.json`` is generated from the same declarations that route and validate the requests
-(:mod:`codesphere.api.spec`); ``/docs`` is Swagger UI, served from the ``swagger-ui-py`` package
-so that nothing is fetched from another site.
+(:mod:`codesphere.api.spec`); ``/docs`` is Swagger UI, its files served from the
+``swagger-ui-py`` package so that nothing is fetched from another site. Only the files are
+used: the package's own page renderer would load a template engine into every server for one
+page.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 from aiohttp import web
-from swagger_ui import api_doc
 
 from codesphere import __version__
 from codesphere.api.routes import api
@@ -42,9 +45,41 @@ def add_api(app: web.Application, hub: Hub) -> None:
     async def openapi_json(request: web.Request) -> web.Response:
         return web.Response(body=spec_bytes, content_type="application/json")
 
+    async def docs(request: web.Request) -> web.Response:
+        return web.Response(text=DOCS_PAGE, content_type="text/html")
+
     app.router.add_get("/openapi.json", openapi_json)
-    api_doc(app, config=spec, url_prefix="/docs", title="CodeSphere API")
+    app.router.add_get("/docs", docs)
+    app.router.add_get("/docs/", docs)
+    app.router.add_static("/docs/static", swagger_ui_files())
     app.middlewares.append(api_errors)
+
+
+def swagger_ui_files() -> Path:
+    """Where the ``swagger-ui-py`` package keeps Swagger UI's files (without importing it)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>CodeSphere API</title>
+  <link rel="stylesheet" href="/docs/static/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/static/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});
+  </script>
+</body>
+</html>
+"""
 
 
 @web.middleware
