@@ -12,11 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from codesphere import __version__
 from codesphere.api import add_api
 from codesphere.app.handlers import HANDLERS
 from codesphere.app.hub import Hub
 from codesphere.app.limits import Limits
+from codesphere.app.webapp import add_web_client
 from codesphere.auth.secret import load_secret
 from codesphere.auth.tokens import TokenService
 from codesphere.ordering.local import LocalSequencer
@@ -32,22 +32,9 @@ def make_app(hub: Hub) -> web.Application:
     app[HUB_KEY] = hub
     app[ORIGINS_KEY] = frozenset()
     app.router.add_get("/ws", websocket_handler)
-    app.router.add_get("/", index)
+    add_web_client(app)
     add_api(app, hub)
     return app
-
-
-async def index(request: web.Request) -> web.Response:
-    """A page saying where to connect (the web client replaces it)."""
-    host = request.host
-    return web.Response(
-        text=(
-            f"CodeSphere {__version__} is running.\n"
-            f"Connect a client to ws://{host}/ws (the protocol is in protocol.md);\n"
-            f"the REST API is described at /openapi.json and browsable at /docs.\n"
-        ),
-        content_type="text/plain",
-    )
 
 
 @dataclass
