@@ -9,7 +9,7 @@ PORT   ?= 8080
 PYTEST_ARGS ?=
 DATA   ?= data
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest web-test bench clean
 
 $(BIN)/codesphere: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,19 @@ typecheck: $(BIN)/codesphere
 pytest: $(BIN)/codesphere
 	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The browser client's TypeScript: strict type checks, then its tests against a real server.
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web-test: web/node_modules/.package-lock.json $(BIN)/codesphere
+	cd web && npm run --silent typecheck && npm run --silent typecheck:core
+	cd web && CODESPHERE_BIN=$(abspath $(BIN))/codesphere npm test --silent
+
+test: lint typecheck pytest web-test
 
 bench: $(BIN)/codesphere
 	$(BIN)/python bench/trace_replay.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis web/node_modules web/dist web/dist-test
