@@ -9,7 +9,7 @@ PORT   ?= 8080
 PYTEST_ARGS ?=
 DATA   ?= data
 
-.PHONY: run test lint typecheck pytest web-test bench clean
+.PHONY: run test lint typecheck pytest web-test browser-deps bench clean
 
 $(BIN)/codesphere: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(BIN)/codesphere: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-run: $(BIN)/codesphere
+run: $(BIN)/codesphere web/dist/index.html
 	$(BIN)/codesphere serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 lint: $(BIN)/codesphere
@@ -27,13 +27,25 @@ lint: $(BIN)/codesphere
 typecheck: $(BIN)/codesphere
 	$(BIN)/mypy
 
-pytest: $(BIN)/codesphere
+pytest: $(BIN)/codesphere web/dist/index.html browser-deps
 	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
 # The browser client's TypeScript: strict type checks, then its tests against a real server.
 web/node_modules/.package-lock.json: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@
+
+# The page the server serves at / (rebuilt when its sources change).
+WEB_SOURCES := $(shell find web/src web/scripts web/static -type f 2>/dev/null) web/package.json
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] || [ -n "$$CODESPHERE_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "The browser tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi
 
 web-test: web/node_modules/.package-lock.json $(BIN)/codesphere
 	cd web && npm run --silent typecheck && npm run --silent typecheck:core

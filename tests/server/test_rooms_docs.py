@@ -742,3 +742,32 @@ async def test_leaving_clears_presence_for_the_others(server: RunningServer, how
     await ada.close()
     if how == "leave":
         await ben.close()
+
+
+async def test_moving_to_another_document_clears_presence_in_the_first(
+    server: RunningServer,
+) -> None:
+    """Those in the document a member looked at see it leave (path null) when it moves on;
+    those in the new one see it arrive."""
+    ada = await connect(server.url, "Ada", client_id="ada")
+    room = await create_room(ada, {"one.txt": "abc", "two.txt": "xyz"})
+    await ada.call("room/join", {"roomId": room})
+    await ada.call("textDocument/didOpen", {"path": "one.txt"})
+    cy = await connect(server.url, "Cy", client_id="cy")
+    await cy.call("room/join", {"roomId": room})
+    await cy.call("textDocument/didOpen", {"path": "two.txt"})
+    ben = await connect(server.url, "Ben", client_id="ben")
+    await ben.call("room/join", {"roomId": room})
+    for path in ("one.txt", "two.txt"):
+        await ben.call("textDocument/didOpen", {"path": path})
+    here = {"path": "one.txt", "revision": 0, "selections": [sel((0, 1), (0, 1))]}
+    await ben.call("presence/update", here)
+    assert (await ada.notification("presence/didChange"))["params"]["path"] == "one.txt"
+    there = {"path": "two.txt", "revision": 0, "selections": [sel((0, 2), (0, 2))]}
+    await ben.call("presence/update", there)
+    left = (await ada.notification("presence/didChange"))["params"]
+    assert (left["memberId"], left["path"], left["selections"]) == ("ben", None, [])
+    arrived = (await cy.notification("presence/didChange"))["params"]
+    assert (arrived["memberId"], arrived["path"]) == ("ben", "two.txt")
+    for client in (ada, ben, cy):
+        await client.close()

@@ -82,6 +82,14 @@ test("edits made before, during and after a server restart arrive exactly once",
   const states: Record<string, ConnectionState[]> = { alice: [], bob: [] };
   alice.on("state", (s) => states["alice"]?.push(s.state));
   bob.on("state", (s) => states["bob"]?.push(s.state));
+  // Each "offline" here must promise a retry: `retryInMs: null` means none is coming (a page
+  // shows the session as over), which was once announced for a moment on every disconnect.
+  const offlineWithoutRetry: string[] = [];
+  for (const [who, client] of [["alice", alice], ["bob", bob]] as const) {
+    client.on("state", (s) => {
+      if (s.state === "offline" && s.retryInMs === null) offlineWithoutRetry.push(`${who} (close code ${s.closeCode})`);
+    });
+  }
   let atDisconnect = "";
   alice.on("state", (s) => {
     if (s.state !== "offline" || atDisconnect !== "") return;
@@ -135,6 +143,7 @@ test("edits made before, during and after a server restart arrive exactly once",
   assert.equal(editorA.text, docA.text);
   assert.equal(editorB.text, docB.text);
   assert.equal(docA.snapshot.lostEdits + docB.snapshot.lostEdits, 0, "no edit was abandoned");
+  assert.deepEqual(offlineWithoutRetry, [], "every offline state while the server was down announced a retry");
   assert.equal(await docA.checksum(), true);
   assert.equal(await docB.checksum(), true);
 

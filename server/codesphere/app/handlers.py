@@ -479,17 +479,8 @@ async def checksum(conn: Connection, params: Any) -> Any:
 async def presence_update(conn: Connection, params: Any) -> Any:
     in_room(conn)
     p = codec.obj(params)
-    hub = conn.hub
     if p.get("path") is None:
-        previous = conn.presence_doc
-        conn.presence_doc = None
-        if previous is not None:
-            hub.broadcast(
-                previous.subscribers,
-                "presence/didChange",
-                hub.presence_params(conn, None, "utf-16"),
-                conn,
-            )
+        _leave_presence(conn)
         return None
     doc = open_doc(conn, codec.path(p))
     base = codec.integer(p, "revision")
@@ -499,9 +490,20 @@ async def presence_update(conn: Connection, params: Any) -> Any:
         doc.sync.set_selections(conn.client_id, base, sels)
     except SyncError as exc:
         raise from_sync_error(exc) from None
+    if conn.presence_doc is not doc:
+        _leave_presence(conn)  # the member looks elsewhere now: say so where it looked
     conn.presence_doc = doc
-    hub.schedule_presence(conn)
+    conn.hub.schedule_presence(conn)
     return None
+
+
+def _leave_presence(conn: Connection) -> None:
+    """Tell those in the document ``conn`` was looking at that it no longer looks there."""
+    previous, conn.presence_doc = conn.presence_doc, None
+    if previous is not None:
+        hub = conn.hub
+        params = hub.presence_params(conn, None, "utf-16")
+        hub.broadcast(previous.subscribers, "presence/didChange", params, conn)
 
 
 # -- chat ------------------------------------------------------------------------------------

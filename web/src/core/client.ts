@@ -180,6 +180,8 @@ export class CodeSphereClient extends Emitter<ClientEvents> implements DocumentH
   private heartbeatTimer: TimerHandle | null = null;
   private lastCloseCode: number | null = null;
   private reportedState: ConnectionState | null = null;
+  /** Set while dropConnection detaches the documents (see there). */
+  private dropping = false;
   private error: ErrorInfo | null = null;
 
   private init: InitializeResult | null = null;
@@ -662,17 +664,29 @@ export class CodeSphereClient extends Emitter<ClientEvents> implements DocumentH
     return this.conn;
   }
 
-  /** Forget the current connection: documents keep their edits for the next one. */
+  /**
+   * Forget the current connection: documents keep their edits for the next one.
+   *
+   * Every caller reports the new state itself once it knows what comes next (a retry, giving
+   * up, a new attempt, closing). The documents detaching here must not report it first: that
+   * would announce "offline" with `retryInMs: null` ("no retry coming") and no close code just
+   * before the retry is scheduled, and a page would take the session for over.
+   */
   private dropConnection(): void {
     this.conn = null;
     this.stopHeartbeat();
-    for (const doc of this.docs.values()) doc.detach();
+    this.dropping = true;
+    try {
+      for (const doc of this.docs.values()) doc.detach();
+    } finally {
+      this.dropping = false;
+    }
   }
 
   private onConnectionClosed(conn: RpcConnection, info: CloseInfo): void {
     if (conn !== this.conn) return; // one we already replaced or gave up on
-    this.dropConnection();
     this.lastCloseCode = info.code ?? null;
+    this.dropConnection();
     if (this.shut) {
       this.updateState();
       return;
@@ -787,6 +801,7 @@ export class CodeSphereClient extends Emitter<ClientEvents> implements DocumentH
 
   /** @internal */
   documentStateChanged(_doc: RemoteDocument): void {
+    if (this.dropping) return; // dropConnection's caller reports the state (and health) next
     const state = this.state;
     if (state !== this.reportedState) {
       this.updateState();

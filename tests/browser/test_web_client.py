@@ -1,0 +1,270 @@
+"""The browser client in real Chromium: typing together, presence, chat, viewers, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page
+from tests.browser.conftest import Pages, Site, editor_text, eventually
+from tests.conftest import timeout
+from tests.tokens import TOKENS
+
+from codesphere.client import CodeSphereClient
+
+REPO = Path(__file__).resolve().parents[2]
+START = "# shared\n"
+
+
+async def owner_room(
+    site: Site, files: dict[str, str] | None = None
+) -> tuple[CodeSphereClient, str]:
+    """The room's owner as a Python client (user 'olga'), joined."""
+    owner = await CodeSphereClient.connect(site.ws_url, name="Olga", token=TOKENS.mint_user("olga"))
+    files = files if files is not None else {"shared.txt": START}
+    room = await owner.create_room(
+        "Pairing", files=[{"path": p, "text": t} for p, t in files.items()]
+    )
+    await owner.join(room)
+    return owner, room
+
+
+async def invite_link(site: Site, owner: CodeSphereClient, role: str) -> str:
+    invite: dict[str, Any] = await owner.request("invite/create", {"role": role})
+    return f"{site.url}/#token={invite['token']}&room={owner.room['id'] if owner.room else ''}"
+
+
+async def open_file(page: Page, path: str) -> None:
+    await page.locator(f'[data-testid="file-item"][data-path="{path}"]').click()
+    await page.locator(f'[data-testid="tab"][data-path="{path}"][aria-selected="true"]').wait_for()
+    await eventually(lambda: _has_text(page, path), what=f"{path} to load")
+
+
+async def _has_text(page: Page, path: str) -> bool:
+    return await editor_text(page, path) is not None
+
+
+async def type_into(page: Page, text: str, at_end: bool = True) -> None:
+    editor = page.get_by_test_id("editor")
+    await editor.click()
+    if at_end:
+        await page.keyboard.press("Control+End")
+    await page.keyboard.type(text, delay=5)
+
+
+def is_subsequence(needle: str, haystack: str) -> bool:
+    rest = iter(haystack)
+    return all(ch in rest for ch in needle)
+
+
+async def server_text(owner: CodeSphereClient, path: str) -> str:
+    """The server's text, read by opening the document afresh."""
+    reply: dict[str, Any] = await owner.request("textDocument/didOpen", {"path": path})
+    return str(reply["text"])
+
+
+# -- typing together ---------------------------------------------------------------------------
+
+
+async def test_two_pages_and_a_python_client_type_at_once_and_converge(
+    site: Site, pages: Pages
+) -> None:
+    owner, _ = await owner_room(site)
+    ada = await pages.open(await invite_link(site, owner, "editor"), "Ada")
+    ben = await pages.open(await invite_link(site, owner, "editor"), "Ben")
+    for page in (ada, ben):
+        await open_file(page, "shared.txt")
+    doc = await owner.open("shared.txt")
+    rng = random.Random(4)
+    ada_types = "Ada says 😀 hello\n中文 line 2\nmore ✓ text\n"
+    ben_types = "Ben: 👩‍👩‍👧 family\nλ and e\u0301\n"
+    inserted: list[str] = []
+
+    async def python_types() -> None:
+        for _ in range(40):
+            piece = rng.choice(["py", "é", "🙂", "\n", "字"])
+            inserted.append(piece)
+            await doc.insert(rng.randint(0, len(doc.text)), piece)
+            await asyncio.sleep(0.02)
+
+    await asyncio.gather(type_into(ada, ada_types), type_into(ben, ben_types), python_types())
+    await doc.settled(timeout(20))
+
+    async def converged() -> bool:
+        truth = await server_text(owner, "shared.txt")
+        texts = [await editor_text(ada, "shared.txt"), await editor_text(ben, "shared.txt")]
+        return all(t == truth for t in texts) and doc.text == truth
+
+    await eventually(converged, 30, "the pages, the Python client and the server to agree")
+    final = await server_text(owner, "shared.txt")
+
+    # Nobody deleted anything: every character typed anywhere is there exactly once, and each
+    # typist's own text keeps its order (others' keystrokes may land in between). Spaces are
+    # left out: Monaco indents a new line like the one above, which others' edits change.
+    def typed(text: str) -> str:
+        return text.replace(" ", "")
+
+    expected = START + ada_types + ben_types + "".join(inserted)
+    assert Counter(typed(final)) == Counter(typed(expected))
+    assert is_subsequence(typed(ada_types), typed(final))
+    assert is_subsequence(typed(ben_types), typed(final))
+    assert pages.dialogs == []
+    await owner.close()
+
+
+# -- presence ----------------------------------------------------------------------------------
+
+
+async def test_each_page_shows_the_others_cursor_and_the_member_list_follows(
+    site: Site, pages: Pages
+) -> None:
+    owner, _ = await owner_room(site)
+    ada = await pages.open(await invite_link(site, owner, "editor"), "Ada")
+    ben = await pages.open(await invite_link(site, owner, "editor"), "Ben")
+    ada_id = await ada.evaluate("window.codesphere.client.me.memberId")
+    ben_id = await ben.evaluate("window.codesphere.client.me.memberId")
+    for page in (ada, ben):
+        await open_file(page, "shared.txt")
+    await type_into(ada, "x")
+    await type_into(ben, "y")
+    label_of_ada = ben.locator(f'[data-testid="remote-cursor-label"][data-member-id="{ada_id}"]')
+    label_of_ben = ada.locator(f'[data-testid="remote-cursor-label"][data-member-id="{ben_id}"]')
+    await label_of_ada.wait_for(timeout=timeout(15) * 1000)
+    await label_of_ben.wait_for(timeout=timeout(15) * 1000)
+    assert "Ada" in await label_of_ada.text_content() or ""
+    assert "Ben" in (await label_of_ben.text_content() or "")
+
+    member_of_ben = ada.locator(f'[data-testid="member-item"][data-member-id="{ben_id}"]')
+    await member_of_ben.wait_for()
+    assert "Ben" in (await member_of_ben.text_content() or "")
+    await ben.context.close()
+
+    async def ben_gone() -> bool:
+        if await member_of_ben.count() == 0:
+            return True
+        return await member_of_ben.get_attribute("data-online") == "false"
+
+    await eventually(ben_gone, 15, "Ben to leave Ada's member list")
+    await owner.close()
+
+
+# -- chat --------------------------------------------------------------------------------------
+
+
+async def test_chat_round_trip_with_a_python_client_and_history_after_reload(
+    site: Site, pages: Pages
+) -> None:
+    owner, _ = await owner_room(site)
+    link = await invite_link(site, owner, "editor")
+    ada = await pages.open(link, "Ada")
+    await ada.get_by_test_id("chat-input").fill("hello from the page 👋")
+    await ada.get_by_test_id("chat-send").click()
+    received = await owner.next_notification("chat/message", timeout=timeout(10))
+    assert received["message"]["text"] == "hello from the page 👋"
+    assert received["message"]["name"] == "Ada"
+    await owner.send_chat("hi page, from Python")
+    messages = ada.get_by_test_id("chat-message")
+    await ada.get_by_test_id("chat-text").filter(has_text="hi page, from Python").wait_for()
+    first = messages.filter(has_text="hello from the page")
+    assert "Ada" in (await first.get_by_test_id("chat-name").text_content() or "")
+    assert (await first.get_by_test_id("chat-time").text_content() or "").strip()
+
+    await ada.reload()
+    await ada.wait_for_function("window.codesphere !== undefined")
+    await ada.evaluate("window.codesphere.ready")
+    texts = ada.get_by_test_id("chat-text")
+    await texts.filter(has_text="hi page, from Python").wait_for()
+    assert [t.strip() for t in await texts.all_text_contents()] == [
+        "hello from the page 👋",
+        "hi page, from Python",
+    ]
+    await owner.close()
+
+
+# -- viewers -----------------------------------------------------------------------------------
+
+
+async def test_a_viewer_page_cannot_change_the_document(site: Site, pages: Pages) -> None:
+    owner, _ = await owner_room(site)
+    vic = await pages.open(await invite_link(site, owner, "viewer"), "Vic")
+    badge = vic.get_by_test_id("role-badge")
+    assert "read-only" in (await badge.text_content() or "")
+    await open_file(vic, "shared.txt")
+    await type_into(vic, "viewer was here")
+    await vic.keyboard.press("Backspace")
+    await asyncio.sleep(0.5)
+    assert await editor_text(vic, "shared.txt") == START
+    assert await server_text(owner, "shared.txt") == START
+    # Nothing a viewer may not do is offered.
+    for control in ("new-file", "rename-file", "delete-file"):
+        button = vic.get_by_test_id(control)
+        offered = await button.count() > 0 and await button.is_visible()
+        assert not offered or not await button.is_enabled(), control
+    await owner.close()
+
+
+# -- reconnecting ------------------------------------------------------------------------------
+
+
+async def test_edits_made_while_the_server_is_down_arrive_after_it_returns(
+    site: Site, pages: Pages
+) -> None:
+    owner, room = await owner_room(site)
+    link = await invite_link(site, owner, "editor")
+    await owner.close()
+    ada = await pages.open(link, "Ada")
+    await open_file(ada, "shared.txt")
+    await type_into(ada, "before the cut\n")
+    await site.stop()
+    state = ada.get_by_test_id("connection-state")
+    await eventually(lambda: _state_is(state, "offline", "connecting"), 15, "the page to notice")
+    await type_into(ada, "typed while offline ✈\n")
+    await site.start()
+    await eventually(lambda: _state_is(state, "online"), 30, "the page to reconnect")
+    owner = await CodeSphereClient.connect(site.ws_url, name="Olga", token=TOKENS.mint_user("olga"))
+    await owner.join(room)
+
+    async def arrived() -> bool:
+        return (
+            await server_text(owner, "shared.txt")
+            == START + "before the cut\ntyped while offline ✈\n"
+        )
+
+    await eventually(arrived, 30, "the offline edits to reach the server")
+    assert await editor_text(ada, "shared.txt") == await server_text(owner, "shared.txt")
+    await owner.close()
+
+
+async def _state_is(locator: Any, *states: str) -> bool:
+    return (await locator.text_content() or "").strip() in states
+
+
+# -- screenshot for the README -----------------------------------------------------------------
+
+
+async def test_screenshot_of_a_room_with_two_members(
+    site: Site, pages: Pages, tmp_path: Path
+) -> None:
+    """docs/screenshot.png when CODESPHERE_UPDATE_SCREENSHOT=1, else a temporary file."""
+    code = 'def greet(name):\n    return f"Hello, {name}!"\n\nprint(greet("CodeSphere"))\n'
+    owner, _ = await owner_room(site, {"main.py": code, "README.md": "# Pairing\n"})
+    ada = await pages.open(await invite_link(site, owner, "editor"), "Ada")
+    ben = await pages.open(await invite_link(site, owner, "editor"), "Ben")
+    for page in (ada, ben):
+        await open_file(page, "main.py")
+    await type_into(ben, "# Ben was here\n")
+    await ben.get_by_test_id("chat-input").fill("Looks good to me!")
+    await ben.get_by_test_id("chat-send").click()
+    await ada.get_by_test_id("chat-text").filter(has_text="Looks good").wait_for()
+    ben_id = await ben.evaluate("window.codesphere.client.me.memberId")
+    await ada.locator(f'[data-testid="remote-cursor-label"][data-member-id="{ben_id}"]').wait_for()
+    update = os.environ.get("CODESPHERE_UPDATE_SCREENSHOT") == "1"
+    target = REPO / "docs" / "screenshot.png" if update else tmp_path / "screenshot.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    await ada.screenshot(path=str(target))
+    assert target.stat().st_size > 20_000
+    await owner.close()
