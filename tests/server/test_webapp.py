@@ -42,6 +42,7 @@ async def test_page_and_hashed_assets(tmp_path: Path) -> None:
             async with http.get("/") as r:
                 assert r.status == 200 and "app-3f2a.js" in await r.text()
                 assert r.headers["Cache-Control"] == "no-cache"
+                assert "script-src 'self'" in r.headers["Content-Security-Policy"]
             headers = {"Accept-Encoding": "gzip"}
             async with http.get("/assets/app-3f2a.js", headers=headers) as r:
                 body = await r.read()

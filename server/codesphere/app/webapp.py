@@ -21,6 +21,25 @@ DEFAULT_WEB_DIR = Path(__file__).resolve().parents[3] / "web" / "dist"
 #: Hashed names never change content: a year, and no revalidation.
 IMMUTABLE = "public, max-age=31536000, immutable"
 
+#: What the page may load and run: only its own files, from this server. Should anything a
+#: member typed ever reach the page as markup, the browser still refuses to run it. Monaco
+#: adds style elements as it goes (hence inline styles) and starts workers from /assets/.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'none'",
+    ]
+)
+
 
 def web_dir() -> Path:
     """The built client: ``CODESPHERE_WEB_DIR`` or the source tree's ``web/dist``."""
@@ -42,6 +61,9 @@ def add_web_client(app: web.Application, directory: Path | None = None) -> None:
         response = web.FileResponse(index)
         # The page names the current hashed files: always ask whether it changed.
         response.headers["Cache-Control"] = "no-cache"
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     async def asset(request: web.Request) -> web.StreamResponse:
