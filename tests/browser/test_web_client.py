@@ -270,3 +270,65 @@ async def test_screenshot_of_a_room_with_two_members(
     await ada.screenshot(path=str(target))
     assert target.stat().st_size > 20_000
     await owner.close()
+
+
+# -- the owner's invite panel, and follow mode --------------------------------------------------
+
+
+async def test_the_owner_invites_from_the_page_and_the_guest_joins_with_that_role(
+    site: Site, pages: Pages
+) -> None:
+    owner, room = await owner_room(site)
+    olga = await pages.open(f"{site.url}/#token={TOKENS.mint_user('olga')}&room={room}", "Olga")
+    assert "owner" in (await olga.get_by_test_id("role-badge").text_content() or "")
+    await olga.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await olga.get_by_test_id("create-invite-viewer").click()
+    link = olga.locator('[data-testid="invite-link"][data-role="viewer"]').first
+    await link.wait_for()
+    url = (await link.text_content() or "").strip()
+    assert url.startswith(f"{site.url}/#token=")
+    await olga.locator('[data-testid="copy-invite"][data-role="viewer"]').first.click()
+    assert await olga.evaluate("navigator.clipboard.readText()") == url
+    guest = await pages.open(url, "Gus")
+    assert "viewer" in (await guest.get_by_test_id("role-badge").text_content() or "")
+    assert await guest.evaluate("window.codesphere.client.room.id") == room
+    await owner.close()
+
+
+async def test_following_a_member_goes_where_they_go_and_stops_on_typing(
+    site: Site, pages: Pages
+) -> None:
+    owner, _ = await owner_room(site, {"one.txt": "first file\n", "two.txt": "second\nfile\n"})
+    ada = await pages.open(await invite_link(site, owner, "editor"), "Ada")
+    ben = await pages.open(await invite_link(site, owner, "editor"), "Ben")
+    ben_id = await ben.evaluate("window.codesphere.client.me.memberId")
+    await open_file(ada, "one.txt")
+    await open_file(ben, "one.txt")
+    await ada.locator(f'[data-testid="member-item"][data-member-id="{ben_id}"]').click()
+    follow = ada.get_by_test_id("follow-state")
+    await eventually(lambda: _contains(follow, "following Ben"), 10, "Ada to follow Ben")
+    # Ben goes to the other file and moves there: Ada's editor goes with him.
+    await open_file(ben, "two.txt")
+    await type_into(ben, "")
+    active = ada.locator('[data-testid="tab"][aria-selected="true"]')
+    await eventually(lambda: _attr_is(active, "data-path", "two.txt"), 15, "Ada to follow")
+    # Ada types: following stops, and she stays where she is when Ben moves on.
+    await type_into(ada, "mine")
+    await eventually(lambda: _not_contains(follow, "following"), 10, "following to stop")
+    await open_file(ben, "one.txt")
+    await type_into(ben, "")
+    await asyncio.sleep(1)
+    assert await active.get_attribute("data-path") == "two.txt"
+    await owner.close()
+
+
+async def _contains(locator: Any, text: str) -> bool:
+    return text in (await locator.text_content() or "") and await locator.is_visible()
+
+
+async def _not_contains(locator: Any, text: str) -> bool:
+    return not await locator.is_visible() or text not in (await locator.text_content() or "")
+
+
+async def _attr_is(locator: Any, name: str, value: str) -> bool:
+    return await locator.count() > 0 and await locator.get_attribute(name) == value
