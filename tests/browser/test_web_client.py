@@ -332,3 +332,39 @@ async def _not_contains(locator: Any, text: str) -> bool:
 
 async def _attr_is(locator: Any, name: str, value: str) -> bool:
     return await locator.count() > 0 and await locator.get_attribute(name) == value
+
+
+async def test_remote_edits_do_not_move_the_local_cursor_wrongly(site: Site, pages: Pages) -> None:
+    """Text inserted before the cursor pushes it along; text after it leaves it be."""
+    owner, _ = await owner_room(site, {"main.py": "alpha\nbeta gamma\n"})
+    ada = await pages.open(await invite_link(site, owner, "editor"), "Ada")
+    await open_file(ada, "main.py")
+    assert await ada.evaluate("window.codesphere.editor.getModel().getLanguageId()") == "python"
+    await ada.evaluate(
+        "window.codesphere.editor.focus(),"
+        " window.codesphere.editor.setPosition({lineNumber: 2, column: 5})"
+    )
+    doc = await owner.open("main.py")
+    await doc.insert(len("alpha\nbe"), "😀😀")  # before the cursor, on its line
+    await doc.insert(0, "# top\n")  # a line above
+    await doc.insert(len(doc.text), "tail\n")  # after the cursor
+    await doc.settled(timeout(10))
+    await eventually(
+        lambda: _text_is(ada, "main.py", doc.text), 15, "the remote edits to reach the page"
+    )
+    position = await ada.evaluate("window.codesphere.editor.getPosition()")
+    # Line 2 became 3; column 5 ("beta" + 1) moved past the two emoji (4 UTF-16 units).
+    assert (position["lineNumber"], position["column"]) == (3, 9)
+    await ada.keyboard.type("X")
+    await eventually(
+        lambda: _server_has(owner, "# top\nalpha\nbe😀😀taX gamma\ntail\n"), 15, "the edit"
+    )
+    await owner.close()
+
+
+async def _text_is(page: Page, path: str, text: str) -> bool:
+    return await editor_text(page, path) == text
+
+
+async def _server_has(owner: CodeSphereClient, text: str) -> bool:
+    return await server_text(owner, "main.py") == text
