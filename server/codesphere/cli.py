@@ -41,6 +41,7 @@ from codesphere.storage.base import (
     RoomRecord,
 )
 from codesphere.storage.sqlite import SqliteStorage
+from codesphere.transports.bridge import run_bridge
 
 T = TypeVar("T")
 
@@ -419,6 +420,25 @@ def doc_history(room_id: str, path: str, limit: int, data_dir: Path) -> None:
             for off, deleted, inserted in op.splices()
         ]
         click.echo(f"{r.revision}\t{when(r.timestamp)}\t{r.member or r.author}\t{'; '.join(parts)}")
+
+
+# -- the stdio bridge ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("url")
+def bridge(url: str) -> None:
+    """Relay the protocol between stdio (LSP framing) and a server's WebSocket URL.
+
+    For editors that speak JSON-RPC to a child process, as Neovim does with vim.lsp.rpc:
+    each message read on stdin ('Content-Length' header, blank line, JSON) goes to URL
+    (ws://host:port/ws) as one WebSocket message, and each message from the server comes out
+    on stdout the same way. Exits when either side closes: 0 for a clean end, 1 when the
+    server could not be reached or closed with an error, 2 for input that is not LSP-framed.
+    """
+    if not url.startswith(("ws://", "wss://")):
+        raise click.BadParameter("must be a ws:// or wss:// URL", param_hint="URL")
+    raise SystemExit(asyncio.run(run_bridge(url)))
 
 
 # -- tokens ----------------------------------------------------------------------------------
