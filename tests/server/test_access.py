@@ -140,3 +140,12 @@ async def test_bad_authorization_header_is_refused_before_the_upgrade(
             with pytest.raises(aiohttp.WSServerHandshakeError) as info:
                 await session.ws_connect(server.url, headers={"Authorization": value})
             assert info.value.status == 401
+
+
+@pytest.mark.parametrize("token", ["", "x" * 10_000])
+async def test_an_empty_or_huge_token_is_unauthorized(server: RunningServer, token: str) -> None:
+    """Whatever string comes as a token, a bad one is Unauthorized, never InvalidParams."""
+    guest = await connect(server.url, "Guest", token=None)
+    error = await guest.error("room/join", {"token": token})
+    assert error["code"] == codes.UNAUTHORIZED
+    assert len(error["message"]) < 200
