@@ -9,7 +9,7 @@ PORT   ?= 8080
 PYTEST_ARGS ?=
 DATA   ?= data
 
-.PHONY: run test lint typecheck pytest web-test browser-deps bench clean
+.PHONY: run test lint typecheck pytest web-test test-deps bench clean
 
 $(BIN)/codesphere: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ lint: $(BIN)/codesphere
 typecheck: $(BIN)/codesphere
 	$(BIN)/mypy
 
-pytest: $(BIN)/codesphere web/dist/index.html browser-deps
+pytest: $(BIN)/codesphere web/dist/index.html test-deps
 	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
 # The browser client's TypeScript: strict type checks, then its tests against a real server.
@@ -40,12 +40,13 @@ WEB_SOURCES := $(shell find web/src web/scripts web/static -type f 2>/dev/null) 
 web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
 	cd web && npm run --silent build
 
-# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
-browser-deps:
-	@if [ -x /usr/bin/chromium ] || [ -n "$$CODESPHERE_CHROMIUM" ]; then :; \
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here) and the
+# Neovim tests Debian's Neovim 0.7.2 (0.11 comes from PyPI with the test extras).
+test-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/nvim ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	else echo "The browser tests need Chromium: sudo apt-get install chromium" >&2; exit 1; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium neovim >/dev/null; \
+	else echo "The tests need Chromium and Neovim: sudo apt-get install chromium neovim" >&2; exit 1; fi
 
 web-test: web/node_modules/.package-lock.json $(BIN)/codesphere
 	cd web && npm run --silent typecheck && npm run --silent typecheck:core

@@ -1,0 +1,433 @@
+--- The client side of the revision rule (protocol.md §6.3) for one buffer.
+---
+--- The text lives in the buffer; this module keeps the `revision`, the number of unacknowledged
+--- `didChange` requests (at most one in flight) and the `unsent` changes gathered meanwhile.
+--- It never transforms: local edits go out as typed, server edits are applied only when the
+--- rule says so.
+---
+--- Positions are UTF-8 (negotiated in `initialize`): `character` is a byte column, exactly
+--- Neovim's column. The protocol text is the buffer's lines joined with "\n", plus a final
+--- "\n" when the buffer has 'eol' (or 'fixeol').
+---
+--- Local edits: `nvim_buf_attach`'s `on_bytes` marks the document dirty; once the command is
+--- done (vim.schedule) the buffer is compared with a copy of the lines as last sent/applied
+--- ("shadow") and the difference goes out as one ContentChange. (Reading the new text inside
+--- on_bytes is not reliable: during `J` the callback runs before the buffer holds the result.)
+local api = vim.api
+
+local M = {}
+
+local RATE_LIMITED = 1020
+
+local Doc = {}
+Doc.__index = Doc
+
+local function split(text)
+  return vim.split(text, '\n', { plain = true })
+end
+
+local function pos(line, character)
+  return { line = line, character = character }
+end
+
+--- Creates the state of `path` shown in `buf`.
+--- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail)}
+function M.new(opts)
+  local self = setmetatable({
+    buf = opts.buf,
+    path = opts.path,
+    conn = opts.conn,
+    readonly = opts.readonly or false,
+    on_event = opts.on_event or function() end,
+    revision = 0,
+    seq = 0,
+    unacked = 0,
+    unsent = {},
+    gen = 0, -- bumped on every (re)load: replies to older requests are ignored
+    suppress = 0, -- > 0 while we change the buffer ourselves
+    flush_scheduled = false,
+    resyncing = false,
+    closed = false,
+    attached = false,
+    shadow = { '' }, -- the text as last sent or applied, as lines (see _text_lines)
+    dirty = false, -- the buffer changed since the shadow was taken
+  }, Doc)
+  return self
+end
+
+--- True when the protocol text ends with the buffer's implicit final newline.
+function Doc:final_nl()
+  local bo = vim.bo[self.buf]
+  return bo.eol or bo.fixeol
+end
+
+function Doc:_set_final_nl(value)
+  local bo = vim.bo[self.buf]
+  self.suppress = self.suppress + 1
+  bo.eol = value
+  bo.fixeol = value
+  self.suppress = self.suppress - 1
+end
+
+--- The protocol text of the buffer.
+function Doc:text()
+  local lines = api.nvim_buf_get_lines(self.buf, 0, -1, true)
+  local text = table.concat(lines, '\n')
+  if self:final_nl() then
+    text = text .. '\n'
+  end
+  return text
+end
+
+--- The number of edits not yet acknowledged, counting gathered unsent changes as one.
+function Doc:pending()
+  return self.unacked + ((#self.unsent > 0 or self.dirty) and 1 or 0)
+end
+
+--- Runs fn with the buffer modifiable and our own changes not echoed to the server.
+function Doc:_quietly(fn)
+  local bo = vim.bo[self.buf]
+  local was_modifiable = bo.modifiable
+  local was_modified = bo.modified
+  self.suppress = self.suppress + 1
+  bo.modifiable = true
+  local ok, err = pcall(fn)
+  bo.modifiable = was_modifiable
+  self.suppress = self.suppress - 1
+  if not was_modified or self.readonly then
+    bo.modified = false
+  end
+  return ok, err
+end
+
+--- Replaces the buffer with `text` at `revision` (didOpen result; resync).
+function Doc:load(text, revision, last_seq)
+  self.gen = self.gen + 1
+  self.revision = revision
+  self.unacked = 0
+  self.unsent = {}
+  self.resyncing = false
+  if last_seq and last_seq > self.seq then
+    self.seq = last_seq
+  end
+  local final_nl = text:sub(-1) == '\n'
+  local body = final_nl and text:sub(1, -2) or text
+  local ok, err = self:_quietly(function()
+    api.nvim_buf_set_lines(self.buf, 0, -1, false, split(body))
+    self:_set_final_nl(final_nl)
+  end)
+  if not ok then
+    error(err)
+  end
+  vim.bo[self.buf].modified = false
+  vim.bo[self.buf].modifiable = not self.readonly
+  self.shadow = self:_text_lines()
+  self.dirty = false
+  if not self.attached then
+    self:_attach()
+  end
+end
+
+function Doc:_attach()
+  self.attached = true
+  -- Toggling 'eol'/'fixeol' adds or removes the final "\n" without any on_bytes.
+  self.option_autocmd = api.nvim_create_autocmd('OptionSet', {
+    pattern = { 'endofline', 'eol', 'fixendofline', 'fixeol' },
+    callback = function()
+      if not self.closed and self.suppress == 0 and not self.readonly
+        and api.nvim_get_current_buf() == self.buf then
+        self.dirty = true
+        self:_schedule_flush()
+      end
+    end,
+  })
+  api.nvim_buf_attach(self.buf, false, {
+    on_bytes = function(...)
+      return self:_on_bytes(...)
+    end,
+    on_reload = function()
+      -- :edit! replaced the whole buffer without on_bytes: send it whole.
+      if self.closed then
+        return true
+      end
+      if self.suppress == 0 then
+        self.dirty = true
+        self:_schedule_flush()
+      end
+    end,
+    on_detach = function()
+      self.attached = false
+    end,
+  })
+end
+
+--- The protocol text as lines: T == table.concat(lines, "\n") (a final "" when T ends in "\n").
+function Doc:_text_lines()
+  local lines = api.nvim_buf_get_lines(self.buf, 0, -1, true)
+  if self:final_nl() then
+    lines[#lines + 1] = ''
+  end
+  return lines
+end
+
+local function is_continuation(s, i)
+  local b = s:byte(i)
+  return b ~= nil and b >= 0x80 and b < 0xC0
+end
+
+--- Line and byte column of byte offset `off` in `s`, counted from (line0, 0).
+local function offset_position(s, off, line0)
+  local line, line_start = line0, 1
+  local i = 1
+  while true do
+    local nl = s:find('\n', i, true)
+    if not nl or nl > off then
+      break
+    end
+    line = line + 1
+    line_start = nl + 1
+    i = nl + 1
+  end
+  return pos(line, off - line_start + 1)
+end
+
+--- The one change that takes the text `old` (lines) to `new` (lines), or nil if equal.
+--- Positions are UTF-8 byte columns and never fall inside a character.
+function M.diff(old, new)
+  local na, nb = #old, #new
+  local m = math.min(na, nb)
+  local p = 0
+  while p < m - 1 and old[p + 1] == new[p + 1] do
+    p = p + 1
+  end
+  local suf = 0
+  while suf < m - p - 1 and old[na - suf] == new[nb - suf] do
+    suf = suf + 1
+  end
+  local a = table.concat(old, '\n', p + 1, na - suf)
+  local b = table.concat(new, '\n', p + 1, nb - suf)
+  if a == b then
+    return nil
+  end
+  local limit = math.min(#a, #b)
+  local pre = 0
+  while pre < limit and a:byte(pre + 1) == b:byte(pre + 1) do
+    pre = pre + 1
+  end
+  while pre > 0 and is_continuation(a, pre + 1) do
+    pre = pre - 1
+  end
+  local post = 0
+  while post < limit - pre and a:byte(#a - post) == b:byte(#b - post) do
+    post = post + 1
+  end
+  while post > 0 and is_continuation(a, #a - post + 1) do
+    post = post - 1
+  end
+  local start = offset_position(a, pre, p)
+  local stop = offset_position(a, #a - post, p)
+  return { range = { start = start, ['end'] = stop }, text = b:sub(pre + 1, #b - post) }
+end
+
+--- Turns what changed in the buffer since the last look into one unsent change.
+function Doc:_collect()
+  if not self.dirty or self.closed then
+    return
+  end
+  self.dirty = false
+  local lines = self:_text_lines()
+  local change = M.diff(self.shadow, lines)
+  self.shadow = lines
+  if change then
+    self.unsent[#self.unsent + 1] = change
+  end
+end
+
+--- Buffer changes only mark the document dirty: at on_bytes time the buffer may not hold the
+--- new text yet (for example during J), so the text is read once the command is done.
+function Doc:_on_bytes()
+  if self.closed then
+    return true
+  end
+  if self.suppress > 0 or self.readonly then
+    return
+  end
+  self.dirty = true
+  self:_schedule_flush()
+end
+
+function Doc:_schedule_flush()
+  if self.flush_scheduled then
+    return
+  end
+  self.flush_scheduled = true
+  vim.schedule(function()
+    self.flush_scheduled = false
+    self:_flush()
+  end)
+end
+
+--- Sends the gathered changes when nothing is in flight (one didChange at a time).
+function Doc:_flush()
+  self:_collect()
+  if self.closed or self.resyncing or self.unacked > 0 or #self.unsent == 0 then
+    return
+  end
+  self.seq = self.seq + 1
+  local params = {
+    path = self.path,
+    revision = self.revision,
+    seq = self.seq,
+    contentChanges = self.unsent,
+  }
+  self.unsent = {}
+  self.unacked = self.unacked + 1
+  self:_send(params)
+  self.on_event('changed', self)
+end
+
+function Doc:_send(params)
+  local gen = self.gen
+  local sent = self.conn.request('textDocument/didChange', params, function(err, result)
+    if gen ~= self.gen or self.closed then
+      return
+    end
+    if err then
+      if err.code == RATE_LIMITED then
+        local wait = (type(err.data) == 'table' and tonumber(err.data.retryAfterMs)) or 100
+        vim.defer_fn(function()
+          if gen == self.gen and not self.closed then
+            self:_send(params) -- the same revision, seq and changes (§6.4)
+          end
+        end, math.max(1, math.floor(wait)))
+        return
+      end
+      self.on_event('error', self, err)
+      self:resync()
+      return
+    end
+    self.unacked = self.unacked - 1
+    if self.unacked == 0 and #self.unsent == 0 and not self.dirty then
+      if not self:_apply(result.catchUp or {}) then
+        return
+      end
+      self.revision = result.revision
+    end
+    self.on_event('changed', self)
+    self:_flush()
+  end)
+  if not sent then
+    self.on_event('error', self, { message = 'connection closed' })
+  end
+end
+
+--- A `textDocument/remoteChange` for this document (§6.3 step 3).
+function Doc:remote_change(params)
+  if self.closed or self.resyncing then
+    return
+  end
+  local r = params.revision
+  if self.unacked > 0 or #self.unsent > 0 or self.dirty or r <= self.revision then
+    return -- dropped: the next acknowledgement's catchUp carries it
+  end
+  if r > self.revision + 1 then
+    self:resync() -- something was lost
+    return
+  end
+  if self:_apply(params.contentChanges or {}) then
+    self.revision = r
+    self.on_event('changed', self)
+  end
+end
+
+--- Applies server changes to the buffer; on failure resynchronises and returns false.
+function Doc:_apply(changes)
+  if #changes == 0 then
+    return true
+  end
+  local ok, err = self:_quietly(function()
+    for _, change in ipairs(changes) do
+      self:_apply_one(change)
+    end
+  end)
+  self.shadow = self:_text_lines()
+  if not ok then
+    self.on_event('error', self, { message = 'could not apply a server edit: ' .. tostring(err) })
+    self:resync()
+    return false
+  end
+  return true
+end
+
+function Doc:_apply_one(change)
+  local buf = self.buf
+  local text = change.text
+  if not change.range then
+    local final_nl = text:sub(-1) == '\n'
+    api.nvim_buf_set_lines(buf, 0, -1, false, split(final_nl and text:sub(1, -2) or text))
+    self:_set_final_nl(final_nl)
+    return
+  end
+  local s, e = change.range.start, change.range['end']
+  local n = api.nvim_buf_line_count(buf)
+  if e.line < n then
+    api.nvim_buf_set_text(buf, s.line, s.character, e.line, e.character, split(text))
+    return
+  end
+  -- The range ends after the final newline: (n, 0), valid only when the text has one.
+  if not self:final_nl() or e.line ~= n or e.character ~= 0 then
+    error('position past the end of the text')
+  end
+  local last = #api.nvim_buf_get_lines(buf, n - 1, n, true)[1]
+  local keeps_nl = text:sub(-1) == '\n'
+  local body = keeps_nl and text:sub(1, -2) or text
+  if s.line >= n then -- an insertion after the final newline
+    if text ~= '' then
+      api.nvim_buf_set_text(buf, n - 1, last, n - 1, last, split('\n' .. body))
+    end
+  else
+    api.nvim_buf_set_text(buf, s.line, s.character, n - 1, last, split(body))
+  end
+  if not keeps_nl and not (s.line >= n and text == '') then
+    self:_set_final_nl(false)
+  end
+end
+
+--- Re-opens the document and replaces the buffer (§6.4); unacknowledged edits are lost.
+function Doc:resync()
+  if self.closed or self.resyncing then
+    return
+  end
+  self.resyncing = true
+  self.gen = self.gen + 1
+  local lost = self:pending()
+  self.unacked = 0
+  self.unsent = {}
+  self.dirty = false
+  local gen = self.gen
+  self.conn.request('textDocument/didOpen', { path = self.path }, function(err, result)
+    if self.closed or gen ~= self.gen then
+      return
+    end
+    if err then
+      self.resyncing = false
+      self.on_event('error', self, err)
+      return
+    end
+    self:load(result.text, result.revision, result.lastSeq)
+    self.on_event('resynced', self, { lost = lost })
+  end)
+end
+
+--- Stops syncing this buffer (leave, close, disconnect). The buffer stays as it is.
+function Doc:close()
+  self.closed = true
+  self.gen = self.gen + 1
+  if self.option_autocmd then
+    pcall(api.nvim_del_autocmd, self.option_autocmd)
+    self.option_autocmd = nil
+  end
+end
+
+M.Doc = Doc
+return M

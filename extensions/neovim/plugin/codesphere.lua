@@ -1,0 +1,40 @@
+-- CodeSphere commands; the module loads on first use. See :help codesphere.
+if vim.g.loaded_codesphere then
+  return
+end
+vim.g.loaded_codesphere = true
+
+local function cs()
+  return require('codesphere')
+end
+
+vim.api.nvim_create_user_command('CodeSphereJoin', function(args)
+  cs().join(args.args)
+end, { nargs = 1, desc = 'CodeSphere: join the room of a link http://host:port/#token=…&room=…' })
+
+vim.api.nvim_create_user_command('CodeSphereOpen', function(args)
+  cs().open(args.args ~= '' and args.args or nil)
+end, {
+  nargs = '?',
+  complete = function(arglead)
+    return cs().complete_files(arglead)
+  end,
+  desc = 'CodeSphere: open a file of the room',
+})
+
+vim.api.nvim_create_user_command('CodeSphereLeave', function()
+  cs().leave()
+end, { nargs = 0, desc = 'CodeSphere: leave the room' })
+
+vim.api.nvim_create_user_command('CodeSphereUsers', function()
+  cs().users()
+end, { nargs = 0, desc = 'CodeSphere: list the room members' })
+
+-- `:edit codesphere://<path>` (or reloading such a buffer) loads it from the server.
+vim.api.nvim_create_autocmd('BufReadCmd', {
+  group = vim.api.nvim_create_augroup('codesphere_read', { clear = true }),
+  pattern = 'codesphere://*',
+  callback = function(args)
+    cs().read_cmd(args.buf, args.match)
+  end,
+})
