@@ -22,8 +22,10 @@ from codesphere.auth.tokens import Claims, InviteClaims, MemberClaims, UserClaim
 from codesphere.core.changes import op_to_changes
 from codesphere.core.operation import TextOperation
 from codesphere.protocol.errors import (
+    ALREADY_EXISTS,
     DOCUMENT_NOT_FOUND,
     FORBIDDEN,
+    INVALID_REVISION,
     ROOM_NOT_FOUND,
     RpcError,
 )
@@ -161,7 +163,7 @@ async def create_room(call: Call) -> m.RoomCreated:
     body: m.RoomCreate = call.body
     paths = [f.path for f in body.files]
     if len(set(paths)) != len(paths):
-        raise RpcError(1004, "two files have the same path")
+        raise RpcError(ALREADY_EXISTS, "two files have the same path")
     room_id = await call.hub.create_room(
         body.name, [(f.path, f.text) for f in body.files], user.user, user.name or user.user
     )
@@ -290,7 +292,7 @@ async def read_document(call: Call) -> m.DocumentText:
     query: m.TextQuery = call.query
     revision = record.revision if query.revision is None else query.revision
     if revision > record.revision:
-        raise RpcError(1012, f"the document is at revision {record.revision}")
+        raise RpcError(INVALID_REVISION, f"the document is at revision {record.revision}")
     stored = await call.hub.storage.load_document(room_id, document_id)
     text = await stored_text_at(call.hub.storage, stored, room_id, revision)
     return m.DocumentText(

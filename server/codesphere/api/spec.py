@@ -22,21 +22,34 @@ from pydantic.json_schema import models_json_schema
 from codesphere.api.models import Error
 from codesphere.app.hub import Hub
 from codesphere.auth.tokens import Claims
-from codesphere.protocol.errors import INVALID_PARAMS, PARSE_ERROR, UNAUTHORIZED, RpcError
+from codesphere.protocol.errors import (
+    ALREADY_EXISTS,
+    DOCUMENT_NOT_FOUND,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    NOT_FOUND,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    ROOM_NOT_FOUND,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    RpcError,
+)
 
 HUB = web.AppKey("rest_hub", Hub)
 
 #: HTTP status for each protocol error code; any other code is a 400.
 STATUS = {
     UNAUTHORIZED: 401,
-    1005: 403,  # Forbidden
-    1002: 404,  # RoomNotFound
-    1003: 404,  # DocumentNotFound
-    1008: 404,  # NotFound
-    1004: 409,  # AlreadyExists
-    1021: 413,  # TooLarge
-    1020: 429,  # RateLimited
-    -32603: 500,  # InternalError
+    FORBIDDEN: 403,
+    ROOM_NOT_FOUND: 404,
+    DOCUMENT_NOT_FOUND: 404,
+    NOT_FOUND: 404,
+    ALREADY_EXISTS: 409,
+    TOO_LARGE: 413,
+    RATE_LIMITED: 429,
+    INTERNAL_ERROR: 500,
 }
 
 #: Bodies over this size are refused before they are read (413).
@@ -221,7 +234,7 @@ def _serve(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRespons
         body = None
         if op.body is not None:
             if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-                raise RpcError(1021, f"bodies are limited to {MAX_BODY_BYTES} bytes")
+                raise RpcError(TOO_LARGE, f"bodies are limited to {MAX_BODY_BYTES} bytes")
             raw = await request.read()
             try:
                 data = orjson.loads(raw) if raw else None
