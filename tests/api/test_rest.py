@@ -254,6 +254,9 @@ async def test_bad_query_and_unknown_routes(http: aiohttp.ClientSession) -> None
     error = await call(http, "GET", f"/api/rooms/{room}/chat", params={"limit": "lots"}, expect=400)
     assert "limit" in error["error"]["message"]
     await call(http, "GET", f"/api/rooms/{room}/chat", params={"limit": 0}, expect=400)
+    nodoc = await call(http, "GET", f"/api/rooms/{room}/documents/d-nope", expect=404)
+    assert nodoc["error"]["name"] == "DocumentNotFound"
+    await call(http, "GET", f"/api/rooms/{room}/documents/d-nope/history", expect=404)
     missing = await call(http, "GET", "/api/nothing-here", expect=404)
     assert missing["error"]["name"] == "NotFound"
     await call(http, "PATCH", f"/api/rooms/{room}", expect=405)

@@ -35,6 +35,7 @@ from codesphere.storage.base import (
     MemberRecord,
     NotFound,
     RoomRecord,
+    StoredDocument,
 )
 
 api = Api(
@@ -111,11 +112,12 @@ def document_info(d: DocumentRecord) -> m.DocumentInfo:
     return m.DocumentInfo(documentId=d.id, path=d.path, revision=d.revision, eol=d.eol)  # type: ignore[arg-type]
 
 
-async def find_document(call: Call, room_id: str, document_id: str) -> DocumentRecord:
-    for d in await call.hub.storage.list_documents(room_id):
-        if d.id == document_id:
-            return d
-    raise RpcError(DOCUMENT_NOT_FOUND, f"no document {document_id!r} in this room")
+async def load_document(call: Call, room_id: str, document_id: str) -> StoredDocument:
+    """The stored document (its record says path, head and line ends) or DocumentNotFound."""
+    try:
+        return await call.hub.storage.load_document(room_id, document_id)
+    except NotFound:
+        raise RpcError(DOCUMENT_NOT_FOUND, f"no document {document_id!r} in this room") from None
 
 
 # -- health ----------------------------------------------------------------------------------
@@ -288,12 +290,12 @@ async def read_document(call: Call) -> m.DocumentText:
     """The text at the head, or at any past ``revision``."""
     room_id, document_id = call.params["room_id"], call.params["document_id"]
     await role_in(call, room_id)
-    record = await find_document(call, room_id, document_id)
+    stored = await load_document(call, room_id, document_id)
+    record = stored.record
     query: m.TextQuery = call.query
     revision = record.revision if query.revision is None else query.revision
     if revision > record.revision:
         raise RpcError(INVALID_REVISION, f"the document is at revision {record.revision}")
-    stored = await call.hub.storage.load_document(room_id, document_id)
     text = await stored_text_at(call.hub.storage, stored, room_id, revision)
     return m.DocumentText(
         documentId=record.id,
@@ -314,11 +316,11 @@ async def document_history(call: Call) -> m.HistoryPage:
     the text before it (UTF-16 positions)."""
     room_id, document_id = call.params["room_id"], call.params["document_id"]
     await role_in(call, room_id)
-    record = await find_document(call, room_id, document_id)
+    stored = await load_document(call, room_id, document_id)
+    record = stored.record
     query: m.HistoryQuery = call.query
     after = min(query.after, record.revision)
     storage = call.hub.storage
-    stored = await storage.load_document(room_id, document_id)
     text = await stored_text_at(storage, stored, room_id, after)
     ops = await storage.read_ops(room_id, document_id, after, limit=query.limit)
     entries = []
