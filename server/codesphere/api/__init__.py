@@ -39,11 +39,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def add_api(app: web.Application, hub: Hub) -> None:
     """Serve the REST API, ``/openapi.json`` and ``/docs`` on ``app``."""
     api.register(app, hub)
-    spec = api.openapi(__version__)
-    spec_bytes = orjson.dumps(spec)
+    described: list[bytes] = []  # built on first request: most servers are never asked
 
     async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=spec_bytes, content_type="application/json")
+        if not described:
+            described.append(orjson.dumps(api.openapi(__version__)))
+        return web.Response(body=described[0], content_type="application/json")
 
     async def docs(request: web.Request) -> web.Response:
         return web.Response(text=DOCS_PAGE, content_type="text/html")
