@@ -76,29 +76,42 @@ def changes_to_op(
 
 
 class LineSweep:
-    """Line numbers of offsets into one text, asked in increasing order.
+    """Positions of offsets into one text, asked in increasing order.
 
     Each newline is counted once however many offsets are asked, so converting all the splices
-    of an operation costs one pass over the text.
+    of an operation costs one pass over the text. In an all-ASCII text (most code) a
+    position's character is its distance from the line start in every encoding, so nothing is
+    sliced or measured.
     """
 
-    __slots__ = ("line", "line_start", "scanned", "text")
+    __slots__ = ("ascii", "line", "line_start", "scanned", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.ascii = text.isascii()
         self.line = 0
         self.line_start = 0
         self.scanned = 0
 
     def at(self, offset: int) -> tuple[int, str]:
         """The line of ``offset`` and that line's text before it."""
+        self._advance(offset)
+        return self.line, self.text[self.line_start : offset]
+
+    def position(self, offset: int, encoding: Encoding) -> Position:
+        """The position of ``offset`` in ``encoding``."""
+        self._advance(offset)
+        if self.ascii:
+            return self.line, offset - self.line_start
+        return self.line, encoded_length(self.text[self.line_start : offset], encoding)
+
+    def _advance(self, offset: int) -> None:
         text = self.text
         newlines = text.count("\n", self.scanned, offset)
         if newlines:
             self.line += newlines
             self.line_start = text.rfind("\n", self.scanned, offset) + 1
         self.scanned = offset
-        return self.line, text[self.line_start : offset]
 
 
 def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[ContentChange]:
@@ -108,15 +121,10 @@ def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[Cont
     both in ``base`` and in the text the previous changes produced.
     """
     out: list[ContentChange] = []
-    sweep = LineSweep(base)
-
-    def at(offset: int) -> Position:
-        line, before = sweep.at(offset)
-        return line, encoded_length(before, encoding)
-
+    position = LineSweep(base).position
     for offset, deleted, inserted in op.splices():
-        start = at(offset)
-        end = at(offset + len(deleted)) if deleted else start
+        start = position(offset, encoding)
+        end = position(offset + len(deleted), encoding) if deleted else start
         out.append(ContentChange((start, end), inserted))
     out.reverse()
     return out

@@ -243,6 +243,10 @@ def op_changes_json(
     sweep = LineSweep(base)
 
     def at(offset: int) -> dict[Encoding, dict[str, int]]:
+        if sweep.ascii:
+            line, character = sweep.position(offset, "utf-32")
+            shared = {"line": line, "character": character}  # the same in every encoding
+            return dict.fromkeys(encs, shared)
         line, before = sweep.at(offset)
         if before.isascii():
             pos = {"line": line, "character": len(before)}
