@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from codesphere.client.state import ClientDocument
+from codesphere.core import document as document_module
 from codesphere.core.changes import ContentChange, apply_changes, op_to_changes
 from codesphere.core.document import Document, normalize_eol
 from codesphere.core.errors import (
@@ -392,3 +394,38 @@ def test_normalize_eol(raw: str, expected: tuple[str, str]) -> None:
     """normalize_eol gives \\n-only text and the line-end style most lines used."""
     assert normalize_eol(raw) == expected
     assert "\r" not in normalize_eol(raw)[0]
+
+
+def test_text_at_keeps_recent_texts_exact() -> None:
+    """Texts kept for text_at stay exact through commits, refused commits and a growing text."""
+    rng = random.Random(11)
+    doc = Document("start\n", window=40)
+    texts = {0: doc.text}
+    for step in range(400):
+        if rng.random() < 0.05:
+            with pytest.raises(OperationError):  # a refused commit changes nothing
+                doc.commit(TextOperation.splice(len(doc.text) + 1, 0, "", "x"), "a", 0.0)
+        offset = rng.randint(0, len(doc.text))
+        deleted = doc.text[offset : offset + rng.randint(0, 3)]
+        inserted = rng.choice(["a", "😀", "é\n", "中文", "x" * rng.randint(0, 50)])
+        doc.commit(TextOperation.splice(len(doc.text), offset, deleted, inserted), "a", 0.0)
+        texts[doc.revision] = doc.text
+        back = rng.randint(0, min(doc.revision - doc.oldest_available, 70))
+        assert doc.text_at(doc.revision - back) == texts[doc.revision - back], step
+    with pytest.raises(ResyncRequired):
+        doc.text_at(doc.oldest_available - 1)
+
+
+def test_text_at_keeps_no_more_texts_than_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big document keeps few recent texts, or none."""
+    monkeypatch.setattr(document_module, "RECENT_TEXT_BUDGET", 1000)
+    doc = Document("x" * 300)
+    for _ in range(10):
+        doc.commit(TextOperation.splice(len(doc.text), 0, "", "y"), "a", 0.0)
+    assert doc.text_at(2) == "y" * 2 + "x" * 300
+    for _ in range(5):
+        doc.commit(TextOperation.splice(len(doc.text), 0, "", "y"), "a", 0.0)
+    assert len(doc._recent) * len(doc.text) <= 1000
+    doc.commit(TextOperation.splice(len(doc.text), 0, "", "z" * 2000), "a", 0.0)
+    assert not doc._recent
+    assert doc.text_at(doc.revision - 3) == "y" * 13 + "x" * 300

@@ -8,6 +8,7 @@ a window of recent entries, enough to move late edits forward and to rebuild rec
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from codesphere.core.errors import OperationError, ResyncRequired
@@ -15,6 +16,11 @@ from codesphere.core.operation import TextOperation
 
 #: Entries kept in memory per document by default.
 DEFAULT_WINDOW = 4096
+
+#: At most this many recent texts are kept to answer :meth:`Document.text_at` at once...
+RECENT_TEXTS = 64
+#: ...and at most this many code points of them in all, so big documents keep few or none.
+RECENT_TEXT_BUDGET = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,7 @@ class Document:
             based on slightly older revisions can still be placed after a restart.
     """
 
-    __slots__ = ("_first", "_log", "eol", "revision", "text", "window")
+    __slots__ = ("_first", "_keep", "_log", "_recent", "eol", "revision", "text", "window")
 
     def __init__(
         self,
@@ -70,10 +76,22 @@ class Document:
         self._first = revision + 1 - len(self._log)  # revision produced by _log[0]
         if self._log and self._log[-1].revision != revision:
             raise OperationError("history does not end at the document's revision")
+        # Texts of the revisions just before the head, newest last: clients a few edits behind
+        # name them in every edit while others type. None are kept until one is asked for.
+        self._recent: deque[str] = deque()
+        self._keep = 0
 
     def commit(self, op: TextOperation, author: str, timestamp: float, seq: int = 0) -> LogEntry:
         """Apply ``op`` to the head and record it; returns the new log entry."""
-        self.text = op.apply(self.text)
+        text = op.apply(self.text)
+        recent = self._recent
+        if self._keep:
+            recent.append(self.text)
+        self.text = text
+        if recent:
+            limit = min(self._keep, RECENT_TEXT_BUDGET // max(1, len(self.text)))
+            while len(recent) > limit:
+                recent.popleft()
         self.revision += 1
         entry = LogEntry(self.revision, author, timestamp, op, seq)
         log = self._log
@@ -112,8 +130,23 @@ class Document:
         return [e.op for e in self.entries_since(revision)]
 
     def text_at(self, revision: int) -> str:
-        """The text as it was at ``revision`` (rebuilt backwards from the head)."""
-        text = self.text
-        for entry in reversed(self.entries_since(revision)):
+        """The text as it was at ``revision``.
+
+        Rebuilt backwards from the oldest text kept (or the head) by undoing the log. Asking
+        for a text ``k`` revisions back starts keeping the last ``k`` texts, within
+        :data:`RECENT_TEXTS` and :data:`RECENT_TEXT_BUDGET`, so the next such question costs
+        nothing: while others type, a client's edits keep naming a revision a few behind.
+        """
+        back = self.revision - revision
+        if back == 0:
+            return self.text
+        entries = self.entries_since(revision)  # checks that the log reaches back that far
+        recent = self._recent
+        if 0 < back <= len(recent):
+            return recent[-back]
+        text = recent[0] if recent else self.text
+        for entry in reversed(entries[: len(entries) - len(recent)]):
             text = entry.op.invert().apply(text)
+        if back > self._keep:
+            self._keep = min(back, RECENT_TEXTS, RECENT_TEXT_BUDGET // max(1, len(self.text)))
         return text
