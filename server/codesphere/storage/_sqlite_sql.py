@@ -342,22 +342,22 @@ def w_append_ops(
     conn: sqlite3.Connection,
 ) -> None:
     """Insert ops and move the head, if the head is ``expected_head``."""
-    # The head check, the inserts and the head update share one savepoint on the
-    # only writing connection, which makes this compare-and-set atomic.
-    (head,) = _doc_row(conn, room_id, doc_id, "head")
-    if head != expected_head:
+    # The head update, guarded by the expected head, and the inserts share one savepoint on
+    # the only writing connection, which makes this compare-and-set atomic: a failed insert
+    # rolls the head back with it.
+    moved = conn.execute(
+        "UPDATE documents SET head = ? WHERE room_id = ? AND id = ? AND head = ?",
+        (expected_head + len(rows), room_id, doc_id, expected_head),
+    ).rowcount
+    if moved != 1:
+        (head,) = _doc_row(conn, room_id, doc_id, "head")  # NotFound when there is none
         raise RevisionConflict(f"document {doc_id!r} is at revision {head}, not {expected_head}")
-    if not rows:
-        return
-    conn.executemany(
-        "INSERT INTO ops (room_id, doc_id, revision, author, timestamp, op, seq, member)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    conn.execute(
-        "UPDATE documents SET head = ? WHERE room_id = ? AND id = ?",
-        (expected_head + len(rows), room_id, doc_id),
-    )
+    if rows:
+        conn.executemany(
+            "INSERT INTO ops (room_id, doc_id, revision, author, timestamp, op, seq, member)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def w_save_snapshot(

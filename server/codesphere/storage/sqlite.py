@@ -302,6 +302,13 @@ class SqliteStorage:
                 return settled + [(w, False, err) for w in remaining]
             outcomes: list[_Outcome] = []
             aborted_at: int | None = None
+            if len(remaining) == 1:
+                # Alone in its transaction, a request needs no savepoint of its own: if it
+                # fails, the whole transaction is rolled back.
+                outcome = _run_alone(conn, remaining[0])
+                if outcome[1]:
+                    self._commit_count += 1
+                return [*settled, outcome]
             for index, write in enumerate(remaining):
                 conn.execute("SAVEPOINT write")
                 try:
@@ -535,6 +542,23 @@ class SqliteStorage:
 
 
 # ------------------------------------------------------------------------ helpers
+
+
+def _run_alone(conn: sqlite3.Connection, write: _Write) -> _Outcome:
+    """Run one request in the transaction begun for it, and commit it or roll it back."""
+    try:
+        value = write.fn(conn)
+    except Exception as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return (write, False, _as_storage_error(exc))
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return (write, False, StorageError(f"commit failed: {exc}"))
+    return (write, True, value)
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:
