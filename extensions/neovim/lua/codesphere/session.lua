@@ -45,7 +45,25 @@ function M.new(opts)
     presence = {}, -- memberId -> presence/didChange params
     member_token = nil,
     conn = nil,
+    listeners = {}, -- see Session:listen
   }, Session)
+end
+
+--- Features kept in modules of their own (presence, follow, chat) hear about the session
+--- through `fn(event, ...)`: 'state' (state), 'notification' (method, params) after the
+--- session's own bookkeeping, 'opened' (doc), 'closed' (path) and 'doc' (kind, doc) for
+--- sync events. A failing listener is reported and does not stop the others.
+function Session:listen(fn)
+  self.listeners[#self.listeners + 1] = fn
+end
+
+function Session:_emit(event, ...)
+  for _, fn in ipairs(self.listeners) do
+    local ok, err = pcall(fn, event, ...)
+    if not ok then
+      notify(event .. ': ' .. tostring(err), vim.log.levels.ERROR)
+    end
+  end
 end
 
 function Session:_changed()
@@ -56,6 +74,7 @@ end
 
 function Session:_set_state(state)
   self.state = state
+  self:_emit('state', state)
   self:_changed()
 end
 
@@ -223,6 +242,7 @@ function Session:open(path, done)
       self.docs[path] = nil
       return done('could not load ' .. path .. ': ' .. tostring(lerr))
     end
+    self:_emit('opened', doc)
     self:_changed()
     done(nil, buf)
   end)
@@ -281,6 +301,7 @@ function Session:_close_doc(path, buf)
     if self.conn and self.state == 'joined' then
       self.conn.notify('textDocument/didClose', { path = path })
     end
+    self:_emit('closed', path)
     self:_changed()
   end
 end
@@ -302,6 +323,7 @@ function Session:_on_doc_event(kind, doc, detail)
       notify(doc.path .. ' was resynchronised; unsent edits were dropped', vim.log.levels.WARN)
     end
   end
+  self:_emit('doc', kind, doc)
   self:_changed()
 end
 
@@ -333,11 +355,6 @@ function Session:_on_notification(method, params)
     end
     self.presence[params.memberId] = nil
     self:_changed()
-  elseif method == 'chat/message' then
-    local msg = params.message or {}
-    self.chat = self.chat or {}
-    self.chat[#self.chat + 1] = msg
-    self:_changed()
   elseif method == 'workspace/didCreateFile' then
     self.files[params.path] = { path = params.path, revision = params.revision, eol = params.eol }
     self:_changed()
@@ -366,12 +383,14 @@ function Session:_on_notification(method, params)
     end
     self:_changed()
   end
+  self:_emit('notification', method, params)
 end
 
 function Session:_detach_all()
   for path, doc in pairs(self.docs) do
     doc:close()
     self.docs[path] = nil
+    self:_emit('closed', path)
   end
 end
 
