@@ -4,6 +4,8 @@
 ---   cmd = { "codesphere", "bridge" }, -- the stdio bridge; the ws:// URL is appended
 ---   name = "Ada",                     -- the display name others see (default: $USER)
 ---   keymaps = false,                  -- true: <leader>cj/co/cu/cl mappings (see :help codesphere)
+---   presence = true,                  -- show the others' cursors, send yours
+---   colors = true,                    -- each member's own colour (false: the plain groups)
 --- })
 local M = {}
 
@@ -19,6 +21,8 @@ local defaults = {
   cmd = { 'codesphere', 'bridge' },
   name = nil, -- resolved at use: $USER
   keymaps = false,
+  presence = true,
+  colors = true,
 }
 
 M.config = vim.deepcopy(defaults)
@@ -56,9 +60,24 @@ function M.setup(opts)
   vim.validate({
     cmd = { opts.cmd, 'table', true },
     name = { opts.name, 'string', true },
+    presence = { opts.presence, 'boolean', true },
+    colors = { opts.colors, 'boolean', true },
   })
   M.config = vim.tbl_extend('force', vim.deepcopy(defaults), opts)
   set_keymaps(M.config.keymaps)
+  require('codesphere.highlight').setup(M.config.colors)
+end
+
+--- The features of a session, each in a module of its own, listening to it.
+local function attach_features(session)
+  if M.presence then
+    M.presence:detach()
+    M.presence = nil
+  end
+  if M.config.presence then
+    M.presence = require('codesphere.presence').attach(session)
+  end
+  require('codesphere.highlight').setup(M.config.colors)
 end
 
 --- Joins the room of `link` (http://host:port/#token=T&room=R). `done(err)` is optional.
@@ -84,6 +103,7 @@ function M.join(link, done)
     on_change = redraw_status,
   })
   M.session = session
+  attach_features(session)
   session:start(function(err)
     if err then
       return done(err)
@@ -241,6 +261,7 @@ function M.status()
     online = #session:online_members(),
     files = session:file_paths(),
     docs = docs,
+    presence = M.presence and { sent = M.presence.sent, refused = M.presence.refused } or nil,
   }
 end
 
