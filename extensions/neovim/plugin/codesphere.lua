@@ -30,6 +30,10 @@ vim.api.nvim_create_user_command('CodeSphereUsers', function()
   cs().users()
 end, { nargs = 0, desc = 'CodeSphere: list the room members' })
 
+vim.api.nvim_create_user_command('CodeSphereChat', function(args)
+  cs().chat(args.args)
+end, { nargs = '?', desc = 'CodeSphere: open the chat, or send {message} to it' })
+
 -- `:edit codesphere://<path>` (or reloading such a buffer) loads it from the server.
 vim.api.nvim_create_autocmd('BufReadCmd', {
   group = vim.api.nvim_create_augroup('codesphere_read', { clear = true }),

@@ -19,6 +19,8 @@ local function define_plain()
   vim.cmd('highlight default CodeSphereCursor cterm=reverse gui=reverse')
   vim.cmd('highlight default link CodeSphereSelection Visual')
   vim.cmd('highlight default link CodeSphereName PmenuSel')
+  vim.cmd('highlight default link CodeSphereChatTime Comment')
+  vim.cmd('highlight default link CodeSphereChatName Title')
 end
 
 local function split_rgb(n)

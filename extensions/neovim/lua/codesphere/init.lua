@@ -3,9 +3,10 @@
 --- require("codesphere").setup({
 ---   cmd = { "codesphere", "bridge" }, -- the stdio bridge; the ws:// URL is appended
 ---   name = "Ada",                     -- the display name others see (default: $USER)
----   keymaps = false,                  -- true: <leader>cj/co/cu/cl mappings (see :help codesphere)
+---   keymaps = false,                  -- true: <leader>cj/co/cu/cl/cc mappings (see :help codesphere)
 ---   presence = true,                  -- show the others' cursors, send yours
 ---   colors = true,                    -- each member's own colour (false: the plain groups)
+---   chat = { height = 12, notify = true },
 --- })
 local M = {}
 
@@ -23,6 +24,7 @@ local defaults = {
   keymaps = false,
   presence = true,
   colors = true,
+  chat = { height = 12, notify = true },
 }
 
 M.config = vim.deepcopy(defaults)
@@ -47,6 +49,7 @@ local function set_keymaps(keymaps)
     o = { '<Cmd>CodeSphereOpen<CR>', 'CodeSphere: open a file of the room' },
     u = { '<Cmd>CodeSphereUsers<CR>', 'CodeSphere: list members' },
     l = { '<Cmd>CodeSphereLeave<CR>', 'CodeSphere: leave the room' },
+    c = { '<Cmd>CodeSphereChat<CR>', 'CodeSphere: open the chat' },
   }
   local prefix = type(keymaps) == 'table' and keymaps.prefix or '<leader>c'
   for key, map in pairs(maps) do
@@ -62,8 +65,11 @@ function M.setup(opts)
     name = { opts.name, 'string', true },
     presence = { opts.presence, 'boolean', true },
     colors = { opts.colors, 'boolean', true },
+    chat = { opts.chat, 'table', true },
   })
   M.config = vim.tbl_extend('force', vim.deepcopy(defaults), opts)
+  -- Only `chat` is merged key by key: a deep merge would mix two `cmd` lists.
+  M.config.chat = vim.tbl_extend('force', vim.deepcopy(defaults.chat), opts.chat or {})
   set_keymaps(M.config.keymaps)
   require('codesphere.highlight').setup(M.config.colors)
 end
@@ -78,6 +84,7 @@ local function attach_features(session)
     M.presence = require('codesphere.presence').attach(session)
   end
   require('codesphere.highlight').setup(M.config.colors)
+  M.chat_panel = require('codesphere.chat').attach(session, M.config.chat)
 end
 
 --- Joins the room of `link` (http://host:port/#token=T&room=R). `done(err)` is optional.
@@ -235,6 +242,23 @@ function M.complete_files(arglead)
     end
   end
   return out
+end
+
+--- :CodeSphereChat: with `text`, sends it; without, opens the chat window.
+function M.chat(text, done)
+  done = done or function(err)
+    if err then
+      notify(err, vim.log.levels.ERROR)
+    end
+  end
+  if not (joined_session() and M.chat_panel) then
+    return done('not in a room (use :CodeSphereJoin {link})')
+  end
+  if text and text ~= '' then
+    M.chat_panel:send(text, done)
+  else
+    M.chat_panel:open(done)
+  end
 end
 
 --- A snapshot for scripts and tests.
