@@ -30,6 +30,20 @@ vim.api.nvim_create_user_command('CodeSphereUsers', function()
   cs().users()
 end, { nargs = 0, desc = 'CodeSphere: list the room members' })
 
+vim.api.nvim_create_user_command('CodeSphereFollow', function(args)
+  cs().follow(args.args)
+end, {
+  nargs = 1,
+  complete = function(arglead, cmdline)
+    return cs().complete_members(arglead, cmdline)
+  end,
+  desc = 'CodeSphere: follow a member (their file and cursor) until you type',
+})
+
+vim.api.nvim_create_user_command('CodeSphereUnfollow', function()
+  cs().unfollow()
+end, { nargs = 0, desc = 'CodeSphere: stop following' })
+
 vim.api.nvim_create_user_command('CodeSphereChat', function(args)
   cs().chat(args.args)
 end, { nargs = '?', desc = 'CodeSphere: open the chat, or send {message} to it' })

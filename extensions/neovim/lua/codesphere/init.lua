@@ -84,6 +84,7 @@ local function attach_features(session)
     M.presence = require('codesphere.presence').attach(session)
   end
   require('codesphere.highlight').setup(M.config.colors)
+  M.follower = require('codesphere.follow').attach(session)
   M.chat_panel = require('codesphere.chat').attach(session, M.config.chat)
 end
 
@@ -244,6 +245,46 @@ function M.complete_files(arglead)
   return out
 end
 
+--- Follows the member `who` names (:CodeSphereFollow); returns nil or an error message.
+function M.follow(who)
+  local session = joined_session()
+  local err = 'not in a room (use :CodeSphereJoin {link})'
+  if session and M.follower then
+    err = M.follower:start(who)
+  end
+  if err then
+    notify(err, vim.log.levels.ERROR)
+  else
+    notify('following ' .. M.follower:target_name())
+  end
+  return err
+end
+
+function M.unfollow()
+  if M.follower and M.follower.target then
+    M.follower:stop('stopped following ' .. M.follower:target_name())
+  else
+    notify('not following anyone')
+  end
+end
+
+--- Member names for :CodeSphereFollow completion; names may contain spaces, so the whole
+--- argument typed so far (not just its last word) is matched.
+function M.complete_members(arglead, cmdline)
+  if not (joined_session() and M.follower) then
+    return {}
+  end
+  local typed = (cmdline or ''):match('^%s*%S+%s+(.*)$') or arglead or ''
+  local out = {}
+  for _, m in ipairs(M.follower:candidates()) do
+    local name = m.name or m.memberId
+    if name:sub(1, #typed) == typed then
+      out[#out + 1] = name:sub(#typed - #arglead + 1)
+    end
+  end
+  return out
+end
+
 --- :CodeSphereChat: with `text`, sends it; without, opens the chat window.
 function M.chat(text, done)
   done = done or function(err)
@@ -285,6 +326,7 @@ function M.status()
     online = #session:online_members(),
     files = session:file_paths(),
     docs = docs,
+    following = M.follower and M.follower.target or nil,
     presence = M.presence and { sent = M.presence.sent, refused = M.presence.refused } or nil,
   }
 end
@@ -313,6 +355,10 @@ function M.statusline()
   local parts = { 'CS', session.room and session.room.name or '?', #session:online_members() .. ' online' }
   if session:is_viewer() then
     parts[#parts + 1] = 'viewer'
+  end
+  local following = M.follower and M.follower:status()
+  if following then
+    parts[#parts + 1] = following
   end
   local doc = session:doc_for_buf(vim.api.nvim_get_current_buf())
   if doc then
