@@ -48,6 +48,16 @@ vim.api.nvim_create_user_command('CodeSphereChat', function(args)
   cs().chat(args.args)
 end, { nargs = '?', desc = 'CodeSphere: open the chat, or send {message} to it' })
 
+vim.api.nvim_create_user_command('CodeSphereShare', function(args)
+  -- As :edit would: %, ~ and wildcards are expanded (a name matching nothing is kept).
+  local files = {}
+  for _, arg in ipairs(args.fargs) do
+    local matches = vim.fn.expand(arg, false, true)
+    vim.list_extend(files, #matches > 0 and matches or { arg })
+  end
+  cs().share(files)
+end, { nargs = '*', complete = 'file', desc = 'CodeSphere: share the buffer (or files) into the room' })
+
 -- `:edit codesphere://<path>` (or reloading such a buffer) loads it from the server.
 vim.api.nvim_create_autocmd('BufReadCmd', {
   group = vim.api.nvim_create_augroup('codesphere_read', { clear = true }),

@@ -302,6 +302,28 @@ function M.chat(text, done)
   end
 end
 
+--- :CodeSphereShare: shares `files` (the current buffer when empty) into the room;
+--- `done(errors, shared)`.
+function M.share(files, done)
+  done = done or function(errors, shared)
+    for _, err in ipairs(errors) do
+      notify(err, vim.log.levels.ERROR)
+    end
+    if #shared > 0 then
+      local paths = {}
+      for _, s in ipairs(shared) do
+        paths[#paths + 1] = s.path
+      end
+      notify('shared ' .. table.concat(paths, ', '))
+    end
+  end
+  local session = joined_session()
+  if not session then
+    return done({ 'not in a room (use :CodeSphereJoin {link})' }, {})
+  end
+  require('codesphere.share').share(session, files or {}, done)
+end
+
 --- A snapshot for scripts and tests.
 function M.status()
   local session = M.session
