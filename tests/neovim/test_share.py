@@ -80,6 +80,9 @@ def test_share_files_by_name(
     errors, shared = share(nvim, ["main.py", str(root / "notes.txt")])
     assert errors == [f"{root / 'notes.txt'} is not under the current directory {root / 'src'}"]
     assert [s["path"] for s in shared] == ["main.py"]
+    # Its room buffer (codesphere://main.py) is not mistaken for the local file.
+    errors, _ = share(nvim, ["main.py"])
+    assert errors == ["main.py already exists in the room (:CodeSphereOpen main.py opens it)"]
     nvim.command(f"cd {root}")
     errors, shared = share(nvim, ["notes.txt"])
     assert errors == [] and [s["path"] for s in shared] == ["notes.txt"]

@@ -99,10 +99,25 @@ local function buffer_text(buf)
   return text
 end
 
+--- The loaded buffer of file `name`, or nil. (bufnr() takes a pattern: "a.txt" would also
+--- match "codesphere://a.txt".)
+local function loaded_buffer(name)
+  local full = vim.fn.fnamemodify(name, ':p')
+  for _, buf in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(buf) and api.nvim_buf_get_name(buf) == full then
+      return buf
+    end
+  end
+  return nil
+end
+
 --- {path, text, buf} of what `file` names (a buffer number or a file name), or nil, error.
 function M.source(file)
-  local buf = type(file) == 'number' and file or vim.fn.bufnr(file)
-  if buf > 0 and api.nvim_buf_is_loaded(buf) then
+  local buf = file
+  if type(file) ~= 'number' then
+    buf = loaded_buffer(file)
+  end
+  if buf and api.nvim_buf_is_loaded(buf) then
     local name = api.nvim_buf_get_name(buf)
     if name:match('^codesphere://') then
       return nil, name:gsub('^codesphere://', '') .. ' is already a document of the room'
