@@ -89,8 +89,8 @@ async def presence_at(
     try:
         params: dict[str, Any] = await client.next_notification("presence/didChange", 10, ok)
     except TimeoutError:
-        print("DBG", client.notifications("presence/didChange"))
-        raise
+        seen = client.notifications("presence/didChange")
+        raise AssertionError(f"no presence of {member} at {line}:{character}: {seen}") from None
     return params
 
 
@@ -199,6 +199,13 @@ def test_our_cursor_and_selection_reach_the_others(
     # Linewise: from the start of the anchor's line to the end of the cursor's.
     nvim.input("Vj")
     aloop.run(presence_at(client, ada, 1, 5, anchor={"line": 0, "character": 0}), timeout=15)
+    nvim.input("<Esc>")
+    # Blockwise: one range per line, the cursor's line first ("wö" and "hé").
+    nvim.input("gg0<C-v>jl")
+    block = aloop.run(presence_at(client, ada, 1, 2, anchor={"line": 1, "character": 0}))
+    assert block["selections"][1:] == [
+        {"anchor": {"line": 0, "character": 0}, "active": {"line": 0, "character": 2}}
+    ]
     nvim.input("<Esc>")
 
     # Typing: the cursor is sent once the edit it follows has been sent (§7), so the server
