@@ -3,17 +3,14 @@
 --- The text lives in the buffer; this module keeps the `revision`, the number of unacknowledged
 --- `didChange` requests (at most one in flight) and the `unsent` changes gathered meanwhile.
 --- It never transforms: local edits go out as typed, server edits are applied only when the
---- rule says so.
----
---- Positions are UTF-8 (negotiated in `initialize`): `character` is a byte column, exactly
---- Neovim's column. The protocol text is the buffer's lines joined with "\n", plus a final
---- "\n" when the buffer has 'eol' (or 'fixeol').
+--- rule says so. (Text, positions and applying changes: codesphere.buffer.)
 ---
 --- Local edits: `nvim_buf_attach`'s `on_bytes` marks the document dirty; once the command is
 --- done (vim.schedule) the buffer is compared with a copy of the lines as last sent/applied
 --- ("shadow") and the difference goes out as one ContentChange. (Reading the new text inside
 --- on_bytes is not reliable: during `J` the callback runs before the buffer holds the result.)
 local api = vim.api
+local buffer = require('codesphere.buffer')
 
 local M = {}
 
@@ -21,14 +18,6 @@ local RATE_LIMITED = 1020
 
 local Doc = {}
 Doc.__index = Doc
-
-local function split(text)
-  return vim.split(text, '\n', { plain = true })
-end
-
-local function pos(line, character)
-  return { line = line, character = character }
-end
 
 --- Creates the state of `path` shown in `buf`.
 --- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail)}
@@ -57,8 +46,7 @@ end
 
 --- True when the protocol text ends with the buffer's implicit final newline.
 function Doc:final_nl()
-  local bo = vim.bo[self.buf]
-  return bo.eol or bo.fixeol
+  return buffer.final_nl(self.buf)
 end
 
 function Doc:_set_final_nl(value)
@@ -71,12 +59,7 @@ end
 
 --- The protocol text of the buffer.
 function Doc:text()
-  local lines = api.nvim_buf_get_lines(self.buf, 0, -1, true)
-  local text = table.concat(lines, '\n')
-  if self:final_nl() then
-    text = text .. '\n'
-  end
-  return text
+  return buffer.text(self.buf)
 end
 
 --- The number of edits not yet acknowledged, counting gathered unsent changes as one.
@@ -113,7 +96,7 @@ function Doc:load(text, revision, last_seq)
   local final_nl = text:sub(-1) == '\n'
   local body = final_nl and text:sub(1, -2) or text
   local ok, err = self:_quietly(function()
-    api.nvim_buf_set_lines(self.buf, 0, -1, false, split(body))
+    api.nvim_buf_set_lines(self.buf, 0, -1, false, buffer.split(body))
     self:_set_final_nl(final_nl)
   end)
   if not ok then
@@ -163,71 +146,11 @@ end
 
 --- The protocol text as lines: T == table.concat(lines, "\n") (a final "" when T ends in "\n").
 function Doc:_text_lines()
-  local lines = api.nvim_buf_get_lines(self.buf, 0, -1, true)
-  if self:final_nl() then
-    lines[#lines + 1] = ''
-  end
-  return lines
-end
-
-local function is_continuation(s, i)
-  local b = s:byte(i)
-  return b ~= nil and b >= 0x80 and b < 0xC0
-end
-
---- Line and byte column of byte offset `off` in `s`, counted from (line0, 0).
-local function offset_position(s, off, line0)
-  local line, line_start = line0, 1
-  local i = 1
-  while true do
-    local nl = s:find('\n', i, true)
-    if not nl or nl > off then
-      break
-    end
-    line = line + 1
-    line_start = nl + 1
-    i = nl + 1
-  end
-  return pos(line, off - line_start + 1)
+  return buffer.text_lines(self.buf)
 end
 
 --- The one change that takes the text `old` (lines) to `new` (lines), or nil if equal.
---- Positions are UTF-8 byte columns and never fall inside a character.
-function M.diff(old, new)
-  local na, nb = #old, #new
-  local m = math.min(na, nb)
-  local p = 0
-  while p < m - 1 and old[p + 1] == new[p + 1] do
-    p = p + 1
-  end
-  local suf = 0
-  while suf < m - p - 1 and old[na - suf] == new[nb - suf] do
-    suf = suf + 1
-  end
-  local a = table.concat(old, '\n', p + 1, na - suf)
-  local b = table.concat(new, '\n', p + 1, nb - suf)
-  if a == b then
-    return nil
-  end
-  local limit = math.min(#a, #b)
-  local pre = 0
-  while pre < limit and a:byte(pre + 1) == b:byte(pre + 1) do
-    pre = pre + 1
-  end
-  while pre > 0 and is_continuation(a, pre + 1) do
-    pre = pre - 1
-  end
-  local post = 0
-  while post < limit - pre and a:byte(#a - post) == b:byte(#b - post) do
-    post = post + 1
-  end
-  while post > 0 and is_continuation(a, #a - post + 1) do
-    post = post - 1
-  end
-  local start = offset_position(a, pre, p)
-  local stop = offset_position(a, #a - post, p)
-  return { range = { start = start, ['end'] = stop }, text = b:sub(pre + 1, #b - post) }
-end
+M.diff = buffer.diff
 
 --- Turns what changed in the buffer since the last look into one unsent change.
 function Doc:_collect()
@@ -236,7 +159,7 @@ function Doc:_collect()
   end
   self.dirty = false
   local lines = self:_text_lines()
-  local change = M.diff(self.shadow, lines)
+  local change = buffer.diff(self.shadow, lines)
   self.shadow = lines
   if change then
     self.unsent[#self.unsent + 1] = change
@@ -360,37 +283,9 @@ function Doc:_apply(changes)
 end
 
 function Doc:_apply_one(change)
-  local buf = self.buf
-  local text = change.text
-  if not change.range then
-    local final_nl = text:sub(-1) == '\n'
-    api.nvim_buf_set_lines(buf, 0, -1, false, split(final_nl and text:sub(1, -2) or text))
-    self:_set_final_nl(final_nl)
-    return
-  end
-  local s, e = change.range.start, change.range['end']
-  local n = api.nvim_buf_line_count(buf)
-  if e.line < n then
-    api.nvim_buf_set_text(buf, s.line, s.character, e.line, e.character, split(text))
-    return
-  end
-  -- The range ends after the final newline: (n, 0), valid only when the text has one.
-  if not self:final_nl() or e.line ~= n or e.character ~= 0 then
-    error('position past the end of the text')
-  end
-  local last = #api.nvim_buf_get_lines(buf, n - 1, n, true)[1]
-  local keeps_nl = text:sub(-1) == '\n'
-  local body = keeps_nl and text:sub(1, -2) or text
-  if s.line >= n then -- an insertion after the final newline
-    if text ~= '' then
-      api.nvim_buf_set_text(buf, n - 1, last, n - 1, last, split('\n' .. body))
-    end
-  else
-    api.nvim_buf_set_text(buf, s.line, s.character, n - 1, last, split(body))
-  end
-  if not keeps_nl and not (s.line >= n and text == '') then
-    self:_set_final_nl(false)
-  end
+  buffer.apply(self.buf, change, function(value)
+    self:_set_final_nl(value)
+  end)
 end
 
 --- Re-opens the document and replaces the buffer (§6.4); unacknowledged edits are lost.
