@@ -1,4 +1,5 @@
---- A buffer as protocol text, and ContentChanges to and from it (protocol.md §3).
+--- The buffer of a document: creating it, reading it as protocol text, and ContentChanges to
+--- and from it (protocol.md §3).
 ---
 --- Positions are UTF-8 (negotiated in `initialize`): `character` is a byte column, exactly
 --- Neovim's column. The protocol text is the buffer's lines joined with "\n", plus a final
@@ -128,6 +129,47 @@ function M.apply(buf, change, set_final_nl)
   if not keeps_nl and not (s.line >= n and text == '') then
     set_final_nl(false)
   end
+end
+
+--- The buffer named `name` (reused if it exists) for the document `path`: 'buftype'
+--- "acwrite", since every acknowledged edit is already durable on the server (§6.5) and :write
+--- only reports; unloading it (:bdelete, :bwipeout) ends the sync, so that the next
+--- :CodeSphereOpen opens it afresh. `handlers`: {on_write(buf), on_unload(buf)}.
+function M.create(name, path, handlers)
+  local buf = vim.fn.bufnr('^' .. vim.fn.escape(name, '\\^$.*~[]') .. '$')
+  if buf == -1 or not api.nvim_buf_is_valid(buf) then
+    buf = api.nvim_create_buf(true, false)
+    api.nvim_buf_set_name(buf, name)
+  end
+  local bo = vim.bo[buf]
+  bo.buftype = 'acwrite'
+  bo.swapfile = false
+  bo.bufhidden = 'hide'
+  local group = api.nvim_create_augroup('codesphere_buffer_' .. buf, { clear = true })
+  api.nvim_create_autocmd('BufWriteCmd', {
+    group = group,
+    buffer = buf,
+    callback = function()
+      vim.bo[buf].modified = false
+      handlers.on_write(buf)
+    end,
+  })
+  api.nvim_create_autocmd({ 'BufUnload', 'BufWipeout' }, {
+    group = group,
+    buffer = buf,
+    callback = function()
+      handlers.on_unload(buf)
+    end,
+  })
+  -- Filetype from the path (vim.filetype.match's signature changed in 0.8).
+  local ok, ft = pcall(vim.filetype.match, { filename = path, buf = buf })
+  if not ok or type(ft) ~= 'string' then
+    ok, ft = pcall(vim.filetype.match, path, buf)
+  end
+  if ok and type(ft) == 'string' and ft ~= '' then
+    bo.filetype = ft
+  end
+  return buf
 end
 
 return M

@@ -142,6 +142,9 @@ function M.open(path, done)
   end
   local session = joined_session()
   if not session then
+    if M.session and M.session.state == 'reconnecting' then
+      return done('offline: reconnecting to the server, try again when connected')
+    end
     return done('not in a room (use :CodeSphereJoin {link})')
   end
   if path and path ~= '' then
@@ -164,7 +167,8 @@ function M.read_cmd(buf, name)
   local path = name:gsub('^codesphere://', '')
   local session = joined_session()
   if not session then
-    notify('not in a room: cannot load ' .. path, vim.log.levels.WARN)
+    local why = (M.session and M.session.state == 'reconnecting') and 'offline' or 'not in a room'
+    notify(why .. ': cannot load ' .. path, vim.log.levels.WARN)
     return
   end
   local doc = session:doc_for_buf(buf)
@@ -179,7 +183,7 @@ function M.read_cmd(buf, name)
   end
 end
 
---- Leaves the room and ends the connection.
+--- Leaves the room and ends the connection (and stops reconnecting).
 function M.leave(done)
   local session = M.session
   if not session or session.state == 'closed' then
@@ -338,18 +342,23 @@ function M.status()
       unacked = doc.unacked,
       unsent = #doc.unsent,
       pending = doc:pending(),
+      kept = #doc.kept,
       resyncing = doc.resyncing,
+      resuming = doc.resuming,
+      online = doc.conn ~= nil,
     }
   end
   return {
     state = session.state,
     room = session.room,
     you = session.you,
+    client_id = session.client_id,
     online = #session:online_members(),
     files = session:file_paths(),
     docs = docs,
     following = M.follower and M.follower.target or nil,
     presence = M.presence and { sent = M.presence.sent, refused = M.presence.refused } or nil,
+    retry_in_ms = session:retry_in_ms(),
   }
 end
 
@@ -360,7 +369,7 @@ function M.buffer_text(buf)
   return doc and doc:text() or nil
 end
 
---- For 'statusline': "" when not connected, else e.g. "CS demo 3👥 ↑1" (see :help
+--- For 'statusline': "" when not connected, else e.g. "CS demo 3 online 1 unacked" (see :help
 --- codesphere-statusline): state, online members, and the current buffer's unacknowledged
 --- edits (sent or gathered) when there are any.
 function M.statusline()
@@ -374,9 +383,15 @@ function M.statusline()
   if session.state == 'closed' then
     return 'CS offline'
   end
-  local parts = { 'CS', session.room and session.room.name or '?', #session:online_members() .. ' online' }
-  if session:is_viewer() then
-    parts[#parts + 1] = 'viewer'
+  local parts
+  if session.state == 'reconnecting' then
+    -- Edits go on while offline: the count says how many wait for the connection.
+    parts = { 'CS reconnecting' }
+  else
+    parts = { 'CS', session.room and session.room.name or '?', #session:online_members() .. ' online' }
+    if session:is_viewer() then
+      parts[#parts + 1] = 'viewer'
+    end
   end
   local following = M.follower and M.follower:status()
   if following then

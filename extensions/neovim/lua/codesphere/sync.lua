@@ -5,6 +5,11 @@
 --- It never transforms: local edits go out as typed, server edits are applied only when the
 --- rule says so. (Text, positions and applying changes: codesphere.buffer.)
 ---
+--- Without a connection (`conn == nil`, after `detach`) edits are still gathered; `resume`
+--- on the next connection places them as protocol.md §6.5 says. For that every didChange sent
+--- since the revision last moved is kept (`kept`), acknowledged or not: the buffer holds them
+--- all, and an acknowledgement of the old connection may never have arrived.
+---
 --- Local edits: `nvim_buf_attach`'s `on_bytes` marks the document dirty; once the command is
 --- done (vim.schedule) the buffer is compared with a copy of the lines as last sent/applied
 --- ("shadow") and the difference goes out as one ContentChange. (Reading the new text inside
@@ -15,12 +20,19 @@ local buffer = require('codesphere.buffer')
 local M = {}
 
 local RATE_LIMITED = 1020
+local DOCUMENT_NOT_FOUND = 1003
+--- Resent edits in flight at once after a reconnect: the rest follow as answers come, so that a
+--- long run of kept edits stays under the server's request rate (a refused one would be resent
+--- after others that build on it).
+local RESEND_WINDOW = 32
 
 local Doc = {}
 Doc.__index = Doc
 
 --- Creates the state of `path` shown in `buf`.
 --- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail)}
+--- Events: 'changed'; 'error' (detail: an error); 'resynced' ({lost = n}); 'deleted' (the
+--- file is gone from the room: found when resuming).
 function M.new(opts)
   local self = setmetatable({
     buf = opts.buf,
@@ -32,10 +44,14 @@ function M.new(opts)
     seq = 0,
     unacked = 0,
     unsent = {},
+    kept = {}, -- didChange params sent since `revision` last moved (resent by `resume`)
+    resend = {}, -- kept edits still to resend on this connection (see RESEND_WINDOW)
     gen = 0, -- bumped on every (re)load: replies to older requests are ignored
     suppress = 0, -- > 0 while we change the buffer ourselves
     flush_scheduled = false,
     resyncing = false,
+    needs_resync = false, -- a resync is due once connected again
+    resuming = false, -- the resuming didOpen is in flight
     closed = false,
     attached = false,
     shadow = { '' }, -- the text as last sent or applied, as lines (see _text_lines)
@@ -89,7 +105,10 @@ function Doc:load(text, revision, last_seq)
   self.revision = revision
   self.unacked = 0
   self.unsent = {}
+  self.kept = {}
+  self.resend = {}
   self.resyncing = false
+  self.needs_resync = false
   if last_seq and last_seq > self.seq then
     self.seq = last_seq
   end
@@ -193,7 +212,8 @@ end
 --- Sends the gathered changes when nothing is in flight (one didChange at a time).
 function Doc:_flush()
   self:_collect()
-  if self.closed or self.resyncing or self.unacked > 0 or #self.unsent == 0 then
+  if self.closed or not self.conn or self.resyncing or self.resuming or self.unacked > 0
+    or #self.unsent == 0 then
     return
   end
   self.seq = self.seq + 1
@@ -205,13 +225,15 @@ function Doc:_flush()
   }
   self.unsent = {}
   self.unacked = self.unacked + 1
+  self.kept[#self.kept + 1] = params
   self:_send(params)
   self.on_event('changed', self)
 end
 
 function Doc:_send(params)
   local gen = self.gen
-  local sent = self.conn.request('textDocument/didChange', params, function(err, result)
+  -- A closed connection is no error: the edit is kept and resent after the reconnect.
+  self.conn.request('textDocument/didChange', params, function(err, result)
     if gen ~= self.gen or self.closed then
       return
     end
@@ -230,7 +252,11 @@ function Doc:_send(params)
       return
     end
     self.unacked = self.unacked - 1
+    if #self.resend > 0 then
+      self:_send(table.remove(self.resend, 1))
+    end
     if self.unacked == 0 and #self.unsent == 0 and not self.dirty then
+      self.kept = {}
       if not self:_apply(result.catchUp or {}) then
         return
       end
@@ -239,14 +265,11 @@ function Doc:_send(params)
     self.on_event('changed', self)
     self:_flush()
   end)
-  if not sent then
-    self.on_event('error', self, { message = 'connection closed' })
-  end
 end
 
 --- A `textDocument/remoteChange` for this document (§6.3 step 3).
 function Doc:remote_change(params)
-  if self.closed or self.resyncing then
+  if self.closed or not self.conn or self.resyncing or self.resuming then
     return
   end
   local r = params.revision
@@ -293,11 +316,18 @@ function Doc:resync()
   if self.closed or self.resyncing then
     return
   end
+  if not self.conn then
+    self.needs_resync = true -- done when the connection is back
+    return
+  end
   self.resyncing = true
   self.gen = self.gen + 1
   local lost = self:pending()
+  self.needs_resync = false
   self.unacked = 0
   self.unsent = {}
+  self.kept = {}
+  self.resend = {}
   self.dirty = false
   local gen = self.gen
   self.conn.request('textDocument/didOpen', { path = self.path }, function(err, result)
@@ -311,6 +341,89 @@ function Doc:resync()
     end
     self:load(result.text, result.revision, result.lastSeq)
     self.on_event('resynced', self, { lost = lost })
+  end)
+end
+
+--- The connection is gone: keep every edit (and gather new ones) for `resume`. Replies that
+--- the old connection may still deliver are ignored.
+function Doc:detach()
+  self.conn = nil
+  self.gen = self.gen + 1
+  self.resend = {}
+  self.resuming = false
+  if self.resyncing then
+    self.resyncing = false
+    self.needs_resync = true
+  end
+  self.on_event('changed', self)
+end
+
+--- Takes the server's text (the head) without losing the cursor: only the difference is
+--- applied to the buffer.
+function Doc:_take_text(text, revision)
+  local change = buffer.diff(self.shadow, buffer.split(text))
+  if change and not self:_apply({ change }) then
+    return
+  end
+  self.revision = revision
+end
+
+--- Re-opens the document on a new connection (protocol.md §6.5); `done()` once answered.
+---
+--- Always with `revision`: when nothing of ours is waiting, the answer's text is taken (as a
+--- plain open would give it), and keystrokes typed while the didOpen is in flight are not
+--- lost. Otherwise our text stays, every kept didChange goes out again exactly as first sent
+--- (the server acknowledges the ones it already committed without applying them twice) and
+--- the changes gathered offline follow once those are answered (one edit in flight).
+function Doc:resume(conn, done)
+  done = done or function() end
+  self.conn = conn
+  self.gen = self.gen + 1
+  if self.closed then
+    return done()
+  end
+  if self.needs_resync then
+    self.needs_resync = false
+    self:resync()
+    return done()
+  end
+  self.resuming = true
+  local gen = self.gen
+  conn.request('textDocument/didOpen', { path = self.path, revision = self.revision }, function(err, result)
+    if self.closed or gen ~= self.gen then
+      return done()
+    end
+    self.resuming = false
+    if err then
+      if err.code == DOCUMENT_NOT_FOUND then
+        self.on_event('deleted', self, err)
+      else
+        -- Too far behind (or otherwise unplaceable): open plainly; our edits are lost.
+        self.on_event('error', self, err)
+        self:resync()
+      end
+      return done()
+    end
+    self:_collect()
+    if (result.lastSeq or 0) > self.seq then
+      self.seq = result.lastSeq
+    end
+    if #self.kept == 0 and #self.unsent == 0 then
+      self.unacked = 0
+      self:_take_text(result.text, result.revision)
+    else
+      self.unacked = #self.kept
+      for i, params in ipairs(self.kept) do
+        if i <= RESEND_WINDOW then
+          self:_send(params)
+        else
+          self.resend[#self.resend + 1] = params
+        end
+      end
+    end
+    self.on_event('changed', self)
+    self:_flush()
+    done()
   end)
 end
 
