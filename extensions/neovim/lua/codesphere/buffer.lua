@@ -96,6 +96,28 @@ function M.diff(old, new)
   return { range = { start = start, ['end'] = stop }, text = b:sub(pre + 1, #b - post) }
 end
 
+--- The text of `lines` (protocol lines) from position `s` to position `e`.
+function M.slice(lines, s, e)
+  if s.line == e.line then
+    return (lines[s.line + 1] or ''):sub(s.character + 1, e.character)
+  end
+  local parts = { (lines[s.line + 1] or ''):sub(s.character + 1) }
+  for i = s.line + 2, e.line do
+    parts[#parts + 1] = lines[i]
+  end
+  parts[#parts + 1] = (lines[e.line + 1] or ''):sub(1, e.character)
+  return table.concat(parts, '\n')
+end
+
+--- Where `text` ends when inserted at `start`.
+function M.end_of(start, text)
+  local lines = M.split(text)
+  if #lines == 1 then
+    return pos(start.line, start.character + #text)
+  end
+  return pos(start.line + #lines - 1, #lines[#lines])
+end
+
 --- Applies one protocol ContentChange to `buf`. `set_final_nl(bool)` sets the implicit final
 --- newline (the caller keeps its option watcher quiet). Raises on a position outside the text.
 function M.apply(buf, change, set_final_nl)
@@ -170,6 +192,21 @@ function M.create(name, path, handlers)
     bo.filetype = ft
   end
   return buf
+end
+
+--- Maps `u` and CTRL-R (Normal mode, with a count) in `buf` to `undo(count, redo)`, which
+--- returns false when it does not apply (then Neovim's own undo runs).
+function M.map_undo(buf, undo)
+  local function map(lhs, redo)
+    vim.keymap.set('n', lhs, function()
+      local count = vim.v.count1
+      if not undo(count, redo) then
+        vim.cmd('normal! ' .. count .. (redo and '\18' or 'u'))
+      end
+    end, { buffer = buf, desc = redo and 'CodeSphere: redo your own change' or 'CodeSphere: undo your own change' })
+  end
+  map('u', false)
+  map('<C-r>', true)
 end
 
 return M

@@ -7,6 +7,7 @@
 ---   presence = true,                  -- show the others' cursors, send yours
 ---   colors = true,                    -- each member's own colour (false: the plain groups)
 ---   chat = { height = 12, notify = true },
+---   undo = true,                      -- u and CTRL-R undo/redo only your own changes
 --- })
 local M = {}
 
@@ -25,6 +26,7 @@ local defaults = {
   presence = true,
   colors = true,
   chat = { height = 12, notify = true },
+  undo = true,
 }
 
 M.config = vim.deepcopy(defaults)
@@ -66,6 +68,7 @@ function M.setup(opts)
     presence = { opts.presence, 'boolean', true },
     colors = { opts.colors, 'boolean', true },
     chat = { opts.chat, 'table', true },
+    undo = { opts.undo, 'boolean', true },
   })
   M.config = vim.tbl_extend('force', vim.deepcopy(defaults), opts)
   -- Only `chat` is merged key by key: a deep merge would mix two `cmd` lists.
@@ -108,6 +111,7 @@ function M.join(link, done)
     ws_url = parsed.ws_url,
     token = parsed.token,
     room = parsed.room,
+    undo = M.config.undo,
     on_change = redraw_status,
   })
   M.session = session
@@ -181,6 +185,22 @@ function M.read_cmd(buf, name)
       end
     end)
   end
+end
+
+local function undo_here(count, redo)
+  local doc = M.session and M.session:doc_for_buf(vim.api.nvim_get_current_buf())
+  return doc and doc:undo(count or 1, redo) or 0
+end
+
+--- Undoes `count` (default 1) of your own changes in the current buffer, as `u` there does;
+--- returns how many were undone.
+function M.undo(count)
+  return undo_here(count, false)
+end
+
+--- Redoes `count` (default 1) of your own undone changes in the current buffer (CTRL-R).
+function M.redo(count)
+  return undo_here(count, true)
 end
 
 --- Leaves the room and ends the connection (and stops reconnecting).

@@ -28,7 +28,8 @@ local function random_client_id()
   return 'nvim-' .. table.concat(hex)
 end
 
---- Creates a session; `opts`: {cmd, name, ws_url, token, room, on_change = fn()}.
+--- Creates a session; `opts`: {cmd, name, ws_url, token, room, undo (bool: `u` undoes only
+--- the user's own changes), on_change = fn()}.
 function M.new(opts)
   math.randomseed(vim.loop.hrtime() % 2147483647)
   return setmetatable({
@@ -248,11 +249,18 @@ function Session:open(path, done)
       path = path,
       conn = self.conn,
       readonly = self:is_viewer(),
+      history = self.opts.undo,
       on_event = function(kind, d, detail)
         self:_on_doc_event(kind, d, detail)
       end,
     })
     self.docs[path] = doc
+    if doc.history then
+      buffer.map_undo(buf, function(count, redo)
+        local d = self:doc_for_buf(buf) -- none once the buffer no longer syncs
+        return d ~= nil and d:undo(count, redo) ~= nil
+      end)
+    end
     local ok, lerr = pcall(doc.load, doc, result.text, result.revision, result.lastSeq)
     if not ok then
       self.docs[path] = nil

@@ -5,10 +5,10 @@
 --- It never transforms: local edits go out as typed, server edits are applied only when the
 --- rule says so. (Text, positions and applying changes: codesphere.buffer.)
 ---
---- Without a connection (`conn == nil`, after `detach`) edits are still gathered; `resume`
---- on the next connection places them as protocol.md §6.5 says. For that every didChange sent
---- since the revision last moved is kept (`kept`), acknowledged or not: the buffer holds them
---- all, and an acknowledgement of the old connection may never have arrived.
+--- Without a connection (`conn == nil`) edits are still gathered; codesphere.resume places
+--- them on the next one. For that every didChange sent since the revision last moved is kept
+--- (`kept`), acknowledged or not: the buffer holds them all, and an acknowledgement of the old
+--- connection may never have arrived.
 ---
 --- Local edits: `nvim_buf_attach`'s `on_bytes` marks the document dirty; once the command is
 --- done (vim.schedule) the buffer is compared with a copy of the lines as last sent/applied
@@ -16,21 +16,18 @@
 --- on_bytes is not reliable: during `J` the callback runs before the buffer holds the result.)
 local api = vim.api
 local buffer = require('codesphere.buffer')
+local undo = require('codesphere.undo')
 
 local M = {}
 
 local RATE_LIMITED = 1020
-local DOCUMENT_NOT_FOUND = 1003
---- Resent edits in flight at once after a reconnect: the rest follow as answers come, so that a
---- long run of kept edits stays under the server's request rate (a refused one would be resent
---- after others that build on it).
-local RESEND_WINDOW = 32
 
 local Doc = {}
 Doc.__index = Doc
 
 --- Creates the state of `path` shown in `buf`.
---- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail)}
+--- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail),
+--- history = true to keep the user's own changes for `undo` (codesphere.undo)}
 --- Events: 'changed'; 'error' (detail: an error); 'resynced' ({lost = n}); 'deleted' (the
 --- file is gone from the room: found when resuming).
 function M.new(opts)
@@ -45,7 +42,7 @@ function M.new(opts)
     unacked = 0,
     unsent = {},
     kept = {}, -- didChange params sent since `revision` last moved (resent by `resume`)
-    resend = {}, -- kept edits still to resend on this connection (see RESEND_WINDOW)
+    resend = {}, -- kept edits still to resend on this connection (codesphere.resume)
     gen = 0, -- bumped on every (re)load: replies to older requests are ignored
     suppress = 0, -- > 0 while we change the buffer ourselves
     flush_scheduled = false,
@@ -56,7 +53,12 @@ function M.new(opts)
     attached = false,
     shadow = { '' }, -- the text as last sent or applied, as lines (see _text_lines)
     dirty = false, -- the buffer changed since the shadow was taken
+    change_seq = nil, -- changenr() of the first change since the shadow was taken
+    replaying = false, -- the changes being collected are an undo or redo
   }, Doc)
+  if opts.history and not self.readonly then
+    self.history = undo.new(self.buf)
+  end
   return self
 end
 
@@ -123,8 +125,11 @@ function Doc:load(text, revision, last_seq)
   end
   vim.bo[self.buf].modified = false
   vim.bo[self.buf].modifiable = not self.readonly
-  self.shadow = self:_text_lines()
   self.dirty = false
+  if self.history then
+    self.history:clear()
+  end
+  self:_set_shadow(self:_text_lines())
   if not self.attached then
     self:_attach()
   end
@@ -179,9 +184,22 @@ function Doc:_collect()
   self.dirty = false
   local lines = self:_text_lines()
   local change = buffer.diff(self.shadow, lines)
-  self.shadow = lines
   if change then
     self.unsent[#self.unsent + 1] = change
+    if self.history and not self.replaying then
+      -- Without a changenr() (an option toggled, :edit!) the change is a step of its own.
+      self.history:record(self.shadow, change, self.change_seq or ('own' .. vim.loop.hrtime()))
+    end
+  end
+  self.change_seq = nil
+  self:_set_shadow(lines)
+end
+
+--- The buffer holds `lines`, sent or applied: compare the next changes with it.
+function Doc:_set_shadow(lines)
+  self.shadow = lines
+  if self.history then
+    self.history:snapshot()
   end
 end
 
@@ -193,6 +211,11 @@ function Doc:_on_bytes()
   end
   if self.suppress > 0 or self.readonly then
     return
+  end
+  if not self.dirty and self.history then
+    -- Which undo step Neovim puts this change in (one Insert session, one command): the
+    -- history groups ours the same way. changenr() speaks of the current buffer only.
+    self.change_seq = api.nvim_get_current_buf() == self.buf and vim.fn.changenr() or nil
   end
   self.dirty = true
   self:_schedule_flush()
@@ -296,7 +319,7 @@ function Doc:_apply(changes)
       self:_apply_one(change)
     end
   end)
-  self.shadow = self:_text_lines()
+  self:_set_shadow(self:_text_lines())
   if not ok then
     self.on_event('error', self, { message = 'could not apply a server edit: ' .. tostring(err) })
     self:resync()
@@ -309,6 +332,40 @@ function Doc:_apply_one(change)
   buffer.apply(self.buf, change, function(value)
     self:_set_final_nl(value)
   end)
+end
+
+--- Undoes (`redo` false) or redoes `count` steps of the user's own changes (codesphere.undo).
+--- The result is a local edit, sent like any other. Returns how many steps were taken, nil
+--- without a history.
+function Doc:undo(count, redo)
+  if not self.history or self.closed then
+    return nil
+  end
+  self:_collect() -- what was typed last is the first to undo
+  local ok, done, where = pcall(self.history.step, self.history, redo, count, function(change)
+    self:_apply_one(change)
+  end)
+  if not ok then
+    -- A change that no longer fits the text (for example past a final newline since removed):
+    -- whatever was done goes out as usual; the history starts afresh.
+    self.history:clear()
+    api.nvim_echo({ { 'CodeSphere: cannot undo: ' .. tostring(done), 'WarningMsg' } }, true, {})
+    done = 0
+  elseif done == 0 then
+    api.nvim_echo({ { redo and 'Already at your newest change' or 'Already at your oldest change' } }, false, {})
+  end
+  -- The buffer changed as if typed: it is sent as our edit, not recorded as a new change.
+  self.replaying = true
+  self.dirty = true
+  self:_collect()
+  self.replaying = false
+  self:_schedule_flush()
+  if where and api.nvim_get_current_buf() == self.buf then -- the cursor goes to the change
+    local line = math.min(where.line + 1, api.nvim_buf_line_count(self.buf))
+    local len = #api.nvim_buf_get_lines(self.buf, line - 1, line, true)[1]
+    pcall(api.nvim_win_set_cursor, 0, { line, math.min(where.character, len) })
+  end
+  return done
 end
 
 --- Re-opens the document and replaces the buffer (§6.4); unacknowledged edits are lost.
@@ -344,89 +401,6 @@ function Doc:resync()
   end)
 end
 
---- The connection is gone: keep every edit (and gather new ones) for `resume`. Replies that
---- the old connection may still deliver are ignored.
-function Doc:detach()
-  self.conn = nil
-  self.gen = self.gen + 1
-  self.resend = {}
-  self.resuming = false
-  if self.resyncing then
-    self.resyncing = false
-    self.needs_resync = true
-  end
-  self.on_event('changed', self)
-end
-
---- Takes the server's text (the head) without losing the cursor: only the difference is
---- applied to the buffer.
-function Doc:_take_text(text, revision)
-  local change = buffer.diff(self.shadow, buffer.split(text))
-  if change and not self:_apply({ change }) then
-    return
-  end
-  self.revision = revision
-end
-
---- Re-opens the document on a new connection (protocol.md §6.5); `done()` once answered.
----
---- Always with `revision`: when nothing of ours is waiting, the answer's text is taken (as a
---- plain open would give it), and keystrokes typed while the didOpen is in flight are not
---- lost. Otherwise our text stays, every kept didChange goes out again exactly as first sent
---- (the server acknowledges the ones it already committed without applying them twice) and
---- the changes gathered offline follow once those are answered (one edit in flight).
-function Doc:resume(conn, done)
-  done = done or function() end
-  self.conn = conn
-  self.gen = self.gen + 1
-  if self.closed then
-    return done()
-  end
-  if self.needs_resync then
-    self.needs_resync = false
-    self:resync()
-    return done()
-  end
-  self.resuming = true
-  local gen = self.gen
-  conn.request('textDocument/didOpen', { path = self.path, revision = self.revision }, function(err, result)
-    if self.closed or gen ~= self.gen then
-      return done()
-    end
-    self.resuming = false
-    if err then
-      if err.code == DOCUMENT_NOT_FOUND then
-        self.on_event('deleted', self, err)
-      else
-        -- Too far behind (or otherwise unplaceable): open plainly; our edits are lost.
-        self.on_event('error', self, err)
-        self:resync()
-      end
-      return done()
-    end
-    self:_collect()
-    if (result.lastSeq or 0) > self.seq then
-      self.seq = result.lastSeq
-    end
-    if #self.kept == 0 and #self.unsent == 0 then
-      self.unacked = 0
-      self:_take_text(result.text, result.revision)
-    else
-      self.unacked = #self.kept
-      for i, params in ipairs(self.kept) do
-        if i <= RESEND_WINDOW then
-          self:_send(params)
-        else
-          self.resend[#self.resend + 1] = params
-        end
-      end
-    end
-    self.on_event('changed', self)
-    self:_flush()
-    done()
-  end)
-end
-
 --- Stops syncing this buffer (leave, close, disconnect). The buffer stays as it is.
 function Doc:close()
   self.closed = true
@@ -436,6 +410,8 @@ function Doc:close()
     self.option_autocmd = nil
   end
 end
+
+require('codesphere.resume').extend(Doc)
 
 M.Doc = Doc
 return M
