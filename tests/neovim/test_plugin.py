@@ -178,3 +178,17 @@ def test_reopen_after_bdelete_and_edit_reloads(aloop, server, room, make_nvim) -
     wait_for(lambda: buffer_text(nvim, buf) == "1héllo\nwörld\n", what="reloaded")
     nvim.input("x")
     wait_for(lambda: doc.text == "héllo\nwörld\n", what="edit after reload")
+
+
+def test_a_remote_deletion_of_the_last_lines_keeps_the_final_newline(
+    aloop, server, room, make_nvim
+) -> None:
+    _, room_id, doc = room
+    nvim = make_nvim("Ada")
+    join(nvim, server, operator_token("ada"), room_id)
+    buf = open_file(nvim, "a.txt")
+    aloop.run(doc.delete(len("héllo\n"), len(doc.text)))
+    wait_for(lambda: buffer_text(nvim, buf) == "héllo\n", what="remote deletion")
+    # The lines go; no empty last line without 'eol' stands in for the final newline.
+    assert nvim.current.buffer[:] == ["héllo"]
+    assert nvim.exec_lua("return vim.bo.eol") is True

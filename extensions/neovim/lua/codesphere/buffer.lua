@@ -145,6 +145,11 @@ function M.apply(buf, change, set_final_nl)
     if text ~= '' then
       api.nvim_buf_set_text(buf, n - 1, last, n - 1, last, M.split('\n' .. body))
     end
+  elseif text == '' and s.character == 0 and s.line > 0 then
+    -- Whole last lines deleted: the text still ends with a newline, so the buffer keeps 'eol'
+    -- (rather than an empty last line without it) and the lines go.
+    api.nvim_buf_set_lines(buf, s.line, n, true, {})
+    return
   else
     api.nvim_buf_set_text(buf, s.line, s.character, n - 1, last, M.split(body))
   end
