@@ -146,3 +146,21 @@ def test_undo_while_offline_reaches_the_server_after_the_reconnect(aloop, server
     assert buffer_text(nvim, buf) == "héllo\nwörld\n"
     wait_reconnected(nvim, killed)
     same_everywhere(aloop, nvim, buf, doc, "héllo\nwörld\n中")
+
+
+def test_remote_text_between_two_changes_of_ours_stays(aloop, server, room, make_nvim):
+    _, room_id, doc = room
+    nvim = make_nvim("Ada")
+    join(nvim, server, operator_token("ada"), room_id)
+    buf = open_file(nvim, "a.txt")
+    keys(nvim, "ggIXYZ<Esc>")
+    keys(nvim, "ggIab😀<Esc>")  # right before the first
+    same_everywhere(aloop, nvim, buf, doc, "ab😀XYZhéllo\nwörld\n")
+    aloop.run(doc.insert(3, "R"))  # between them (UTF-16: the emoji is two units)
+    wait_for(lambda: buffer_text(nvim, buf) == "ab😀RXYZhéllo\nwörld\n", what="remote")
+    keys(nvim, "u")
+    assert buffer_text(nvim, buf) == "RXYZhéllo\nwörld\n"
+    keys(nvim, "u")
+    same_everywhere(aloop, nvim, buf, doc, "Rhéllo\nwörld\n")
+    keys(nvim, "2<C-r>")
+    same_everywhere(aloop, nvim, buf, doc, "ab😀RXYZhéllo\nwörld\n")

@@ -89,9 +89,15 @@ function History:_mark(p, right_gravity, id)
   return mid
 end
 
+--- Where mark `id` is now, as a protocol position (never past the end of the text: a mark
+--- can be left on the line after the last when the final newline goes).
 function History:_where(id)
   local m = api.nvim_buf_get_extmark_by_id(self.buf, self.ns, id, {})
-  return pos(m[1], m[2])
+  local lines = buffer.text_lines(self.buf)
+  if m[1] >= #lines then
+    return pos(#lines - 1, #lines[#lines])
+  end
+  return pos(m[1], math.min(m[2], #lines[m[1] + 1]))
 end
 
 --- Records where every mark is now (call when the buffer holds the text last sent/applied).
@@ -185,14 +191,20 @@ function History:_revert(entry, apply)
   local current = buffer.slice(buffer.text_lines(self.buf), s, e)
   local swallowed = self:_inside(s, e, entry)
   apply({ range = { start = s, ['end'] = e }, text = entry.removed })
+  local back_end = buffer.end_of(s, entry.removed)
   for _, r in ipairs(entry.restore) do
+    -- Only marks that ended up in the text put back: one that Neovim moved past it (someone
+    -- typed between our changes) is where it belongs already.
     if self.live[r.id] then
-      pcall(self._mark, self, absolute(r.rel, s), nil, r.id) -- one that no longer fits stays put
+      local now = self:_where(r.id)
+      if not before(now, s) and not before(back_end, now) then
+        pcall(self._mark, self, absolute(r.rel, s), nil, r.id)
+      end
     end
   end
   -- The same marks now hold the text put back, for the way back.
   self:_mark(s, entry.removed ~= '', entry.s)
-  self:_mark(buffer.end_of(s, entry.removed), false, entry.e)
+  self:_mark(back_end, false, entry.e)
   self:snapshot()
   return { s = entry.s, e = entry.e, removed = current, restore = swallowed }, s
 end
