@@ -152,6 +152,11 @@ function Doc:_attach()
     on_bytes = function(...)
       return self:_on_bytes(...)
     end,
+    -- Both: putting an empty line after the last line of a 'noeol' buffer gives on_lines but
+    -- no on_bytes (Neovim 0.7 to 0.11). Either only marks the buffer dirty.
+    on_lines = function(...)
+      return self:_on_bytes(...)
+    end,
     on_reload = function()
       -- :edit! replaced the whole buffer without on_bytes: send it whole.
       if self.closed then
@@ -203,8 +208,9 @@ function Doc:_set_shadow(lines)
   end
 end
 
---- Buffer changes only mark the document dirty: at on_bytes time the buffer may not hold the
---- new text yet (for example during J), so the text is read once the command is done.
+--- Buffer changes (on_bytes, on_lines) only mark the document dirty: at on_bytes time the
+--- buffer may not hold the new text yet (for example during J), so the text is read once the
+--- command is done.
 function Doc:_on_bytes()
   if self.closed then
     return true
