@@ -7,6 +7,7 @@ reaches the server, and everyone converges.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -164,3 +165,37 @@ def test_remote_text_between_two_changes_of_ours_stays(aloop, server, room, make
     same_everywhere(aloop, nvim, buf, doc, "Rhéllo\nwörld\n")
     keys(nvim, "2<C-r>")
     same_everywhere(aloop, nvim, buf, doc, "ab😀RXYZhéllo\nwörld\n")
+
+
+#: Normal-mode commands (undo and redo among them) for the random sequences below.
+COMMANDS = [
+    "u", "u", "2u", "<C-r>", "<C-r>", "x", "dd", "ciwZ😀<Esc>", "Ahey<Esc>",
+    "Onew 中<CR>line<Esc>", "ggJ", "Gdd", "p", "ggdG", "ie\u0301<Esc>", "3x",
+    ":s/e/E/g<CR>", "Go<Esc>", "yyP", "gg", "G", "w", "j", "k",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_commands_undo_and_remote_edits_converge(aloop, server, room, make_nvim, seed):
+    """Whatever the user does, undos included, while someone edits: after every command the
+    buffer, the server and the Python client agree, and no undo fails."""
+    rnd = random.Random(seed)
+    _, room_id, doc = room
+    nvim = make_nvim("Ada")
+    join(nvim, server, operator_token("ada"), room_id)
+    buf = open_file(nvim, "a.txt")
+    for step in range(50):
+        command = rnd.choice(COMMANDS)
+        keys(nvim, command)
+        if rnd.random() < 0.3:
+            wait_for(lambda: settled(nvim, "a.txt"), what="sent")
+            n = len(doc.text)
+            if n and rnd.random() < 0.4:
+                start = rnd.randrange(n)
+                aloop.run(doc.delete(start, min(n, start + rnd.randrange(4))))
+            else:
+                aloop.run(doc.insert(rnd.randrange(n + 1), rnd.choice(["R", "ℝ\n", "😀", "x\nz"])))
+        wait_for(lambda: converged(nvim, buf, doc), what=f"convergence after {step}: {command}")
+    assert aloop.run(doc.checksum())
+    messages = nvim.exec_lua("return vim.api.nvim_exec('messages', true)")
+    assert "cannot undo" not in messages and "Error" not in messages, messages
