@@ -199,3 +199,25 @@ def test_random_commands_undo_and_remote_edits_converge(aloop, server, room, mak
     assert aloop.run(doc.checksum())
     messages = nvim.exec_lua("return vim.api.nvim_exec('messages', true)")
     assert "cannot undo" not in messages and "Error" not in messages, messages
+
+
+UNDOLEVELS_TRICK = """
+local buf = vim.api.nvim_get_current_buf()
+vim.api.nvim_buf_set_lines(buf, 0, -1, false, {'one', 'two'})
+vim.cmd('normal! ggAabc')
+local before = #vim.fn.undotree().entries
+-- A remote edit applied with 'undolevels' at -1, as if to keep it out of the history.
+local old = vim.bo[buf].undolevels
+vim.bo[buf].undolevels = -1
+vim.api.nvim_buf_set_text(buf, 1, 0, 1, 0, {'R'})
+vim.bo[buf].undolevels = old
+return {before, #vim.fn.undotree().entries}
+"""
+
+
+def test_neovims_undolevels_trick_would_clear_the_users_history(make_nvim) -> None:
+    """Why the plugin keeps its own history: a change made with 'undolevels' at -1 does not
+    stay out of Neovim's undo tree, it empties it (on both Neovims)."""
+    nvim = make_nvim()
+    before, after = nvim.exec_lua(UNDOLEVELS_TRICK)
+    assert before > 0 and after == 0
