@@ -22,7 +22,8 @@ import pynvim
 import pytest
 
 from codesphere.app.server import RunningServer, start_server
-from tests.tokens import TEST_SECRET
+from codesphere.client import CodeSphereClient
+from tests.tokens import TEST_SECRET, operator_token
 
 T = TypeVar("T")
 
@@ -94,6 +95,24 @@ def server(aloop: Loop, tmp_path: Path) -> Iterator[RunningServer]:
         yield running
     finally:
         aloop.run(running.close())
+
+
+@pytest.fixture
+def room(aloop: Loop, server: RunningServer) -> Iterator[tuple[CodeSphereClient, str, Any]]:
+    """A Python client (an operator, "Py") in a new room with a.txt, with a.txt open."""
+
+    async def setup() -> tuple[CodeSphereClient, str, Any]:
+        client = await CodeSphereClient.connect(
+            server.url, name="Py", encodings=("utf-16",), token=operator_token("py")
+        )
+        room_id = await client.create_room("demo", [{"path": "a.txt", "text": "héllo\nwörld\n"}])
+        await client.join(room_id)
+        doc = await client.open("a.txt")
+        return client, room_id, doc
+
+    client, room_id, doc = aloop.run(setup())
+    yield client, room_id, doc
+    aloop.run(client.close())
 
 
 @pytest.fixture(params=sorted(NVIM_BINARIES))

@@ -10,10 +10,8 @@ import pytest
 
 from codesphere.app.server import RunningServer
 from tests.neovim.conftest import Loop, wait_for
-from tests.neovim.test_plugin import join, room
+from tests.neovim.helpers import join
 from tests.tokens import operator_token
-
-__all__ = ["room"]  # the fixture, shared with test_plugin
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -2,65 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pynvim
 import pytest
 
-from codesphere.app.server import RunningServer
 from codesphere.client import CodeSphereClient
-from tests.neovim.conftest import Loop, wait_for
+from tests.neovim.conftest import wait_for
+from tests.neovim.helpers import buffer_text, join, open_file, settled, status
 from tests.tokens import TOKENS, operator_token
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def link(server: RunningServer, token: str, room: str) -> str:
-    return f"{server.http_url}/#token={token}&room={room}"
-
-
-def status(nvim: Any) -> dict[str, Any]:
-    return nvim.exec_lua("return require('codesphere').status()")
-
-
-def join(nvim: Any, server: RunningServer, token: str, room: str) -> dict[str, Any]:
-    nvim.command(f"CodeSphereJoin {link(server, token, room)}")
-    return wait_for(lambda: (s := status(nvim))["state"] in ("joined", "closed") and s, what="join")
-
-
-def open_file(nvim: Any, path: str) -> int:
-    nvim.command(f"CodeSphereOpen {path}")
-    wait_for(lambda: path in status(nvim)["docs"], what=f"{path} open")
-    buf = status(nvim)["docs"][path]["buf"]
-    assert nvim.current.buffer.number == buf
-    return int(buf)
-
-
-def buffer_text(nvim: Any, buf: int) -> str:
-    return nvim.exec_lua("return require('codesphere').buffer_text(...)", buf)
-
-
-def settled(nvim: Any, path: str) -> bool:
-    doc = status(nvim)["docs"].get(path)
-    return bool(doc) and doc["pending"] == 0 and not doc["resyncing"]
-
-
-@pytest.fixture
-def room(aloop: Loop, server: RunningServer) -> tuple[CodeSphereClient, str, Any]:
-    """A Python client (an operator, "Py") in a new room with a.txt, with a.txt open."""
-
-    async def setup() -> tuple[CodeSphereClient, str, Any]:
-        client = await CodeSphereClient.connect(
-            server.url, name="Py", encodings=("utf-16",), token=operator_token("py")
-        )
-        room_id = await client.create_room("demo", [{"path": "a.txt", "text": "héllo\nwörld\n"}])
-        await client.join(room_id)
-        doc = await client.open("a.txt")
-        return client, room_id, doc
-
-    client, room_id, doc = aloop.run(setup())
-    yield client, room_id, doc
-    aloop.run(client.close())
 
 
 def test_join_and_open_show_the_server_text(server, room, make_nvim) -> None:
@@ -228,3 +178,17 @@ def test_reopen_after_bdelete_and_edit_reloads(aloop, server, room, make_nvim) -
     wait_for(lambda: buffer_text(nvim, buf) == "1héllo\nwörld\n", what="reloaded")
     nvim.input("x")
     wait_for(lambda: doc.text == "héllo\nwörld\n", what="edit after reload")
+
+
+def test_a_remote_deletion_of_the_last_lines_keeps_the_final_newline(
+    aloop, server, room, make_nvim
+) -> None:
+    _, room_id, doc = room
+    nvim = make_nvim("Ada")
+    join(nvim, server, operator_token("ada"), room_id)
+    buf = open_file(nvim, "a.txt")
+    aloop.run(doc.delete(len("héllo\n"), len(doc.text)))
+    wait_for(lambda: buffer_text(nvim, buf) == "héllo\n", what="remote deletion")
+    # The lines go; no empty last line without 'eol' stands in for the final newline.
+    assert nvim.current.buffer[:] == ["héllo"]
+    assert nvim.exec_lua("return vim.bo.eol") is True

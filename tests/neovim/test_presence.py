@@ -9,10 +9,8 @@ import pytest
 from codesphere.app.server import RunningServer
 from codesphere.client import CodeSphereClient
 from tests.neovim.conftest import Loop, wait_for
-from tests.neovim.test_plugin import join, open_file, room, settled, status
+from tests.neovim.helpers import join, open_file, settled, status
 from tests.tokens import operator_token
-
-__all__ = ["room"]  # the fixture, shared with test_plugin
 
 pytestmark = pytest.mark.timeout(90)
 

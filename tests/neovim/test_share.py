@@ -9,10 +9,8 @@ import pytest
 
 from codesphere.app.server import RunningServer
 from tests.neovim.conftest import Loop, wait_for
-from tests.neovim.test_plugin import buffer_text, join, room, settled, status
+from tests.neovim.helpers import buffer_text, join, settled, status
 from tests.tokens import operator_token
-
-__all__ = ["room"]  # the fixture, shared with test_plugin
 
 pytestmark = pytest.mark.timeout(90)
 

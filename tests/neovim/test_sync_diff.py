@@ -85,6 +85,12 @@ KEYS = [
     "ggdG",
     "ie\u0301👩\u200d👩\u200d👧<Esc>",
     "hhx",
+    # An empty line put after the last line of a 'noeol' buffer: Neovim (0.7 to 0.11) reports
+    # no on_bytes for it, only on_lines.
+    ":set noeol nofixeol<CR>",
+    "Go<Esc>dd",
+    "p",
+    "p",
 ]
 
 

@@ -23,7 +23,7 @@ from codesphere.app.webapp import web_dir
 from codesphere.client import CodeSphereClient
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, editor_text
 from tests.neovim.conftest import Loop, t, wait_for
-from tests.neovim.test_plugin import buffer_text, open_file, settled, status
+from tests.neovim.helpers import buffer_text, open_file, settled, status
 from tests.tokens import TOKENS
 
 pytestmark = pytest.mark.timeout(150)

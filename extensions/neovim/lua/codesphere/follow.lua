@@ -106,6 +106,11 @@ function Follow:_on_event(event, a, b)
     end
   elseif event == 'state' and a == 'closed' then
     self:stop()
+  elseif event == 'state' and a == 'joined' then
+    -- After a reconnect the new connection has none of the watched files open.
+    local paths = vim.tbl_keys(self.watched)
+    self.watched = {}
+    self:_watch(paths)
   end
 end
 

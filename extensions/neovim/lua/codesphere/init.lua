@@ -7,6 +7,7 @@
 ---   presence = true,                  -- show the others' cursors, send yours
 ---   colors = true,                    -- each member's own colour (false: the plain groups)
 ---   chat = { height = 12, notify = true },
+---   undo = true,                      -- u and CTRL-R undo/redo only your own changes
 --- })
 local M = {}
 
@@ -25,6 +26,7 @@ local defaults = {
   presence = true,
   colors = true,
   chat = { height = 12, notify = true },
+  undo = true,
 }
 
 M.config = vim.deepcopy(defaults)
@@ -66,6 +68,7 @@ function M.setup(opts)
     presence = { opts.presence, 'boolean', true },
     colors = { opts.colors, 'boolean', true },
     chat = { opts.chat, 'table', true },
+    undo = { opts.undo, 'boolean', true },
   })
   M.config = vim.tbl_extend('force', vim.deepcopy(defaults), opts)
   -- Only `chat` is merged key by key: a deep merge would mix two `cmd` lists.
@@ -108,6 +111,7 @@ function M.join(link, done)
     ws_url = parsed.ws_url,
     token = parsed.token,
     room = parsed.room,
+    undo = M.config.undo,
     on_change = redraw_status,
   })
   M.session = session
@@ -142,6 +146,9 @@ function M.open(path, done)
   end
   local session = joined_session()
   if not session then
+    if M.session and M.session.state == 'reconnecting' then
+      return done('offline: reconnecting to the server, try again when connected')
+    end
     return done('not in a room (use :CodeSphereJoin {link})')
   end
   if path and path ~= '' then
@@ -164,7 +171,8 @@ function M.read_cmd(buf, name)
   local path = name:gsub('^codesphere://', '')
   local session = joined_session()
   if not session then
-    notify('not in a room: cannot load ' .. path, vim.log.levels.WARN)
+    local why = (M.session and M.session.state == 'reconnecting') and 'offline' or 'not in a room'
+    notify(why .. ': cannot load ' .. path, vim.log.levels.WARN)
     return
   end
   local doc = session:doc_for_buf(buf)
@@ -179,7 +187,23 @@ function M.read_cmd(buf, name)
   end
 end
 
---- Leaves the room and ends the connection.
+local function undo_here(count, redo)
+  local doc = M.session and M.session:doc_for_buf(vim.api.nvim_get_current_buf())
+  return doc and doc:undo(count or 1, redo) or 0
+end
+
+--- Undoes `count` (default 1) of your own changes in the current buffer, as `u` there does;
+--- returns how many were undone.
+function M.undo(count)
+  return undo_here(count, false)
+end
+
+--- Redoes `count` (default 1) of your own undone changes in the current buffer (CTRL-R).
+function M.redo(count)
+  return undo_here(count, true)
+end
+
+--- Leaves the room and ends the connection (and stops reconnecting).
 function M.leave(done)
   local session = M.session
   if not session or session.state == 'closed' then
@@ -338,18 +362,23 @@ function M.status()
       unacked = doc.unacked,
       unsent = #doc.unsent,
       pending = doc:pending(),
+      kept = #doc.kept,
       resyncing = doc.resyncing,
+      resuming = doc.resuming,
+      online = doc.conn ~= nil,
     }
   end
   return {
     state = session.state,
     room = session.room,
     you = session.you,
+    client_id = session.client_id,
     online = #session:online_members(),
     files = session:file_paths(),
     docs = docs,
     following = M.follower and M.follower.target or nil,
     presence = M.presence and { sent = M.presence.sent, refused = M.presence.refused } or nil,
+    retry_in_ms = session:retry_in_ms(),
   }
 end
 
@@ -360,7 +389,7 @@ function M.buffer_text(buf)
   return doc and doc:text() or nil
 end
 
---- For 'statusline': "" when not connected, else e.g. "CS demo 3👥 ↑1" (see :help
+--- For 'statusline': "" when not connected, else e.g. "CS demo 3 online 1 unacked" (see :help
 --- codesphere-statusline): state, online members, and the current buffer's unacknowledged
 --- edits (sent or gathered) when there are any.
 function M.statusline()
@@ -374,9 +403,15 @@ function M.statusline()
   if session.state == 'closed' then
     return 'CS offline'
   end
-  local parts = { 'CS', session.room and session.room.name or '?', #session:online_members() .. ' online' }
-  if session:is_viewer() then
-    parts[#parts + 1] = 'viewer'
+  local parts
+  if session.state == 'reconnecting' then
+    -- Edits go on while offline: the count says how many wait for the connection.
+    parts = { 'CS reconnecting' }
+  else
+    parts = { 'CS', session.room and session.room.name or '?', #session:online_members() .. ' online' }
+    if session:is_viewer() then
+      parts[#parts + 1] = 'viewer'
+    end
   end
   local following = M.follower and M.follower:status()
   if following then

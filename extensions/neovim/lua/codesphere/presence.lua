@@ -131,7 +131,9 @@ function Presence:_on_event(event, a, b)
     if a == 'joined' then
       self.last_key = 'null' -- a new connection: the server knows nothing of ours
       self:schedule()
-    elseif a == 'closed' then
+    elseif a == 'closed' or a == 'reconnecting' then
+      -- Offline, the others' cursors would only grow stale; after the reconnect the server
+      -- sends them again as each document is resumed.
       self:hide_all()
     end
   end
@@ -309,7 +311,7 @@ function Presence:_send()
     return
   end
   self.waiting = nil
-  if doc.closed or doc.resyncing or doc.dirty or #doc.unsent > 0 then
+  if doc.closed or doc.resyncing or doc.resuming or not doc.conn or doc.dirty or #doc.unsent > 0 then
     -- Not sent yet: try again once they are (a 'doc' event), or after a while in case they
     -- turn out to be no change at all.
     self.waiting = doc

@@ -1,11 +1,15 @@
---- One connection to a CodeSphere server: initialize, room/join, documents, members, files.
+--- A session in a CodeSphere room: its connection, documents, members and files.
+---
+--- A lost connection (the bridge or the server gone) is not the end: the session keeps its
+--- documents and their edits, tries again with backoff until it is back or the user leaves,
+--- and then resumes every document (protocol.md §6.5) with the same clientId.
 local api = vim.api
+local buffer = require('codesphere.buffer')
+local connection = require('codesphere.connection')
 local rpc = require('codesphere.rpc')
 local sync = require('codesphere.sync')
 
 local M = {}
-
-local VERSION = '0.1.0'
 
 local Session = {}
 Session.__index = Session
@@ -14,13 +18,7 @@ local function notify(msg, level)
   vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
 end
 
-local function errmsg(err)
-  if type(err) == 'table' then
-    local code = err.code and (' (' .. tostring(err.code) .. ')') or ''
-    return tostring(err.message or vim.inspect(err)) .. code
-  end
-  return tostring(err)
-end
+local errmsg = connection.errmsg
 
 local function random_client_id()
   local hex = {}
@@ -30,12 +28,13 @@ local function random_client_id()
   return 'nvim-' .. table.concat(hex)
 end
 
---- Creates a session; `opts`: {cmd, name, ws_url, token, room, on_change = fn()}.
+--- Creates a session; `opts`: {cmd, name, ws_url, token, room, undo (bool: `u` undoes only
+--- the user's own changes), on_change = fn()}.
 function M.new(opts)
   math.randomseed(vim.loop.hrtime() % 2147483647)
   return setmetatable({
     opts = opts,
-    state = 'idle', -- idle | connecting | joined | closed
+    state = 'idle', -- idle | connecting | joined | reconnecting | closed
     client_id = random_client_id(),
     room = nil, -- {id, name}
     you = nil, -- Member
@@ -43,8 +42,8 @@ function M.new(opts)
     files = {}, -- path -> {path, revision, eol}
     docs = {}, -- path -> Doc
     presence = {}, -- memberId -> presence/didChange params
-    member_token = nil,
-    conn = nil,
+    conn = nil, -- the joined rpc connection, nil while offline
+    link = nil, -- codesphere.connection: joins, and joins again after a loss
     listeners = {}, -- see Session:listen
   }, Session)
 end
@@ -78,71 +77,89 @@ function Session:_set_state(state)
   self:_changed()
 end
 
---- Starts the bridge, initializes and joins; `done(err)` is called at the end.
+--- Starts the bridge, initializes and joins; `done(err)` is called at the end. A first join
+--- that fails is not retried (the link or the server is wrong): `done` says why.
 function Session:start(done)
   done = done or function() end
-  local cmd = vim.deepcopy(self.opts.cmd)
-  cmd[#cmd + 1] = self.opts.ws_url
-  local conn, err = rpc.start(cmd, {
+  self:_set_state('connecting')
+  self.link = connection.new({
+    cmd = self.opts.cmd,
+    ws_url = self.opts.ws_url,
+    client_id = self.client_id,
+    name = self.opts.name,
+    token = self.opts.token,
+    room_id = self.opts.room,
+  }, {
+    joined = function(conn, init, joined, first)
+      self.conn = conn
+      self.client_id = init.clientId or self.client_id
+      self.limits = init.limits
+      self:_take_join(joined)
+      self:_set_state('joined')
+      if first then
+        done(nil)
+      else
+        self:_resume(conn)
+      end
+    end,
+    lost = function(reason)
+      self:_on_lost(reason)
+    end,
     notification = function(method, params)
       self:_on_notification(method, params)
     end,
-    on_exit = function(code, signal)
-      self:_on_exit(code, signal)
+    failed = function(err, first)
+      if first then
+        self:_set_state('closed')
+        return done(err.message)
+      end
+      notify('cannot rejoin the room: ' .. err.message, vim.log.levels.ERROR)
+      self:close()
     end,
   })
-  if not conn then
-    self:_set_state('closed')
-    done('could not start the bridge: ' .. tostring(err))
-    return
+  self.link:start()
+end
+
+--- After a reconnect: every document resumes (§6.5). Our presence goes again too (§7):
+--- codesphere.presence sends it on the 'state' event once a document is resumed.
+function Session:_resume(conn)
+  local waiting = 1
+  local function one_done()
+    waiting = waiting - 1
+    if waiting == 0 and conn == self.conn then
+      notify('reconnected')
+      self:_changed()
+    end
   end
-  self.conn = conn
-  self:_set_state('connecting')
-  conn.request('initialize', {
-    clientInfo = { name = 'codesphere.nvim', version = VERSION },
-    capabilities = { general = { positionEncodings = { 'utf-8' } } },
-    clientId = self.client_id,
-    displayName = self.opts.name,
-    token = self.opts.token,
-  }, function(ierr, result)
-    if ierr then
-      done('initialize failed: ' .. errmsg(ierr))
-      self:close()
-      return
-    end
-    local encoding = result.capabilities and result.capabilities.positionEncoding
-    if encoding ~= 'utf-8' then
-      done('the server chose the position encoding ' .. tostring(encoding) .. ', not utf-8')
-      self:close()
-      return
-    end
-    self.client_id = result.clientId or self.client_id
-    self.limits = result.limits
-    conn.notify('initialized', rpc.EMPTY)
-    local params = rpc.EMPTY
-    if self.opts.room then
-      params = { roomId = self.opts.room }
-    end
-    conn.request('room/join', params, function(jerr, joined)
-      if jerr then
-        done('room/join failed: ' .. errmsg(jerr))
-        self:close()
-        return
-      end
-      self:_take_join(joined)
-      self:_set_state('joined')
-      done(nil)
-    end)
-  end)
+  for _, doc in pairs(self.docs) do
+    waiting = waiting + 1
+    doc:resume(conn, one_done)
+  end
+  one_done()
+end
+
+--- The bridge ended (killed, the server gone or restarted, the network down): keep the
+--- documents and their edits (new ones are gathered) until the connection is back.
+function Session:_on_lost(reason)
+  self.conn = nil
+  for _, doc in pairs(self.docs) do
+    doc:detach()
+  end
+  self.presence = {}
+  self:_set_state('reconnecting')
+  notify('the connection closed (bridge ' .. reason .. '); reconnecting', vim.log.levels.WARN)
+end
+
+--- Milliseconds until the next reconnect attempt, or nil (connected, or an attempt is on).
+function Session:retry_in_ms()
+  return self.link and self.link:retry_in_ms() or nil
 end
 
 function Session:_take_join(joined)
   self.room = joined.room
   self.you = joined.you
-  if joined.memberToken then
-    self.member_token = joined.memberToken -- for reconnecting (a later increment)
-  end
   self.members = {}
+  self.presence = {}
   for _, m in ipairs(joined.members or {}) do
     self.members[m.memberId] = m
   end
@@ -232,11 +249,18 @@ function Session:open(path, done)
       path = path,
       conn = self.conn,
       readonly = self:is_viewer(),
+      history = self.opts.undo,
       on_event = function(kind, d, detail)
         self:_on_doc_event(kind, d, detail)
       end,
     })
     self.docs[path] = doc
+    if doc.history then
+      buffer.map_undo(buf, function(count, redo)
+        local d = self:doc_for_buf(buf) -- none once the buffer no longer syncs
+        return d ~= nil and d:undo(count, redo) ~= nil
+      end)
+    end
     local ok, lerr = pcall(doc.load, doc, result.text, result.revision, result.lastSeq)
     if not ok then
       self.docs[path] = nil
@@ -249,48 +273,25 @@ function Session:open(path, done)
 end
 
 function Session:_make_buffer(path)
-  local name = self:buffer_name(path)
-  local buf = vim.fn.bufnr('^' .. vim.fn.escape(name, '\\^$.*~[]') .. '$')
-  if buf == -1 or not api.nvim_buf_is_valid(buf) then
-    buf = api.nvim_create_buf(true, false)
-    api.nvim_buf_set_name(buf, name)
-  end
-  local bo = vim.bo[buf]
-  bo.buftype = 'acwrite'
-  bo.swapfile = false
-  bo.bufhidden = 'hide'
-  local group = api.nvim_create_augroup('codesphere_buffer_' .. buf, { clear = true })
-  api.nvim_create_autocmd('BufWriteCmd', {
-    group = group,
-    buffer = buf,
-    callback = function()
-      -- Every acknowledged edit is already durable on the server (§6.5).
-      vim.bo[buf].modified = false
+  return buffer.create(self:buffer_name(path), path, {
+    on_write = function(buf)
       local doc = self:doc_for_buf(buf)
       local pending = doc and doc:pending() or 0
-      notify(path .. (pending > 0 and (' — ' .. pending .. ' edit(s) still in flight') or ' is saved on the server'))
+      if self.state ~= 'joined' then
+        notify(path .. ': offline — ' .. pending .. ' edit(s) wait for the connection')
+      elseif pending > 0 then
+        notify(path .. ' — ' .. pending .. ' edit(s) still in flight')
+      else
+        notify(path .. ' is saved on the server')
+      end
     end,
-  })
-  -- Unloading (:bdelete, :bwipeout) ends the sync: the next :CodeSphereOpen opens it afresh.
-  api.nvim_create_autocmd({ 'BufUnload', 'BufWipeout' }, {
-    group = group,
-    buffer = buf,
-    callback = function()
+    on_unload = function(buf)
       local doc = self:doc_for_buf(buf)
       if doc then
         self:_close_doc(doc.path, buf)
       end
     end,
   })
-  -- Filetype from the path (vim.filetype.match's signature changed in 0.8).
-  local ok, ft = pcall(vim.filetype.match, { filename = path, buf = buf })
-  if not ok or type(ft) ~= 'string' then
-    ok, ft = pcall(vim.filetype.match, path, buf)
-  end
-  if ok and type(ft) == 'string' and ft ~= '' then
-    bo.filetype = ft
-  end
-  return buf
 end
 
 function Session:_close_doc(path, buf)
@@ -318,6 +319,10 @@ end
 function Session:_on_doc_event(kind, doc, detail)
   if kind == 'error' then
     notify(doc.path .. ': ' .. errmsg(detail), vim.log.levels.WARN)
+  elseif kind == 'deleted' then
+    self:_drop_doc(doc)
+    notify(doc.path .. ' is no longer in the room (deleted or renamed while offline); the buffer keeps your text',
+      vim.log.levels.WARN)
   elseif kind == 'resynced' then
     if detail and detail.lost and detail.lost > 0 then
       notify(doc.path .. ' was resynchronised; unsent edits were dropped', vim.log.levels.WARN)
@@ -374,16 +379,24 @@ function Session:_on_notification(method, params)
     self.files[params.path] = nil
     local doc = self.docs[params.path]
     if doc then
-      doc:close()
-      self.docs[params.path] = nil
-      if api.nvim_buf_is_valid(doc.buf) then
-        vim.bo[doc.buf].modifiable = false
-      end
+      self:_drop_doc(doc)
       notify(params.path .. ' was deleted from the room', vim.log.levels.WARN)
     end
     self:_changed()
   end
   self:_emit('notification', method, params)
+end
+
+--- Stops syncing a document whose file is gone; its buffer stays, not modifiable.
+function Session:_drop_doc(doc)
+  doc:close()
+  if self.docs[doc.path] == doc then
+    self.docs[doc.path] = nil
+    self:_emit('closed', doc.path)
+  end
+  if api.nvim_buf_is_valid(doc.buf) then
+    vim.bo[doc.buf].modifiable = false
+  end
 end
 
 function Session:_detach_all()
@@ -394,19 +407,13 @@ function Session:_detach_all()
   end
 end
 
-function Session:_on_exit(code, _)
-  local was = self.state
-  self:_detach_all()
-  self:_set_state('closed')
-  if was == 'joined' and not self.leaving then
-    notify('the connection closed (bridge exit code ' .. tostring(code) .. ')', vim.log.levels.WARN)
-  end
-end
-
 --- room/leave, shutdown, exit; the bridge then ends on its own (or is terminated).
 function Session:leave(done)
   done = done or function() end
   self.leaving = true
+  if self.link then
+    self.link:stop()
+  end
   self:_detach_all()
   local conn = self.conn
   if not conn or conn.is_closing() then
@@ -441,10 +448,11 @@ end
 --- Ends the connection at once.
 function Session:close()
   self.leaving = true
-  self:_detach_all()
-  if self.conn then
-    self.conn.terminate()
+  if self.link then
+    self.link:stop()
+    self.link:terminate()
   end
+  self:_detach_all()
   self:_set_state('closed')
 end
 

@@ -3,17 +3,20 @@
 --- The text lives in the buffer; this module keeps the `revision`, the number of unacknowledged
 --- `didChange` requests (at most one in flight) and the `unsent` changes gathered meanwhile.
 --- It never transforms: local edits go out as typed, server edits are applied only when the
---- rule says so.
+--- rule says so. (Text, positions and applying changes: codesphere.buffer.)
 ---
---- Positions are UTF-8 (negotiated in `initialize`): `character` is a byte column, exactly
---- Neovim's column. The protocol text is the buffer's lines joined with "\n", plus a final
---- "\n" when the buffer has 'eol' (or 'fixeol').
+--- Without a connection (`conn == nil`) edits are still gathered; codesphere.resume places
+--- them on the next one. For that every didChange sent since the revision last moved is kept
+--- (`kept`), acknowledged or not: the buffer holds them all, and an acknowledgement of the old
+--- connection may never have arrived.
 ---
 --- Local edits: `nvim_buf_attach`'s `on_bytes` marks the document dirty; once the command is
 --- done (vim.schedule) the buffer is compared with a copy of the lines as last sent/applied
 --- ("shadow") and the difference goes out as one ContentChange. (Reading the new text inside
 --- on_bytes is not reliable: during `J` the callback runs before the buffer holds the result.)
 local api = vim.api
+local buffer = require('codesphere.buffer')
+local undo = require('codesphere.undo')
 
 local M = {}
 
@@ -22,16 +25,11 @@ local RATE_LIMITED = 1020
 local Doc = {}
 Doc.__index = Doc
 
-local function split(text)
-  return vim.split(text, '\n', { plain = true })
-end
-
-local function pos(line, character)
-  return { line = line, character = character }
-end
-
 --- Creates the state of `path` shown in `buf`.
---- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail)}
+--- opts: {buf, path, conn (rpc client), readonly, on_event = fn(kind, doc, detail),
+--- history = true to keep the user's own changes for `undo` (codesphere.undo)}
+--- Events: 'changed'; 'error' (detail: an error); 'resynced' ({lost = n}); 'deleted' (the
+--- file is gone from the room: found when resuming).
 function M.new(opts)
   local self = setmetatable({
     buf = opts.buf,
@@ -43,22 +41,30 @@ function M.new(opts)
     seq = 0,
     unacked = 0,
     unsent = {},
+    kept = {}, -- didChange params sent since `revision` last moved (resent by `resume`)
+    resend = {}, -- kept edits still to resend on this connection (codesphere.resume)
     gen = 0, -- bumped on every (re)load: replies to older requests are ignored
     suppress = 0, -- > 0 while we change the buffer ourselves
     flush_scheduled = false,
     resyncing = false,
+    needs_resync = false, -- a resync is due once connected again
+    resuming = false, -- the resuming didOpen is in flight
     closed = false,
     attached = false,
     shadow = { '' }, -- the text as last sent or applied, as lines (see _text_lines)
     dirty = false, -- the buffer changed since the shadow was taken
+    change_seq = nil, -- changenr() of the first change since the shadow was taken
+    replaying = false, -- the changes being collected are an undo or redo
   }, Doc)
+  if opts.history and not self.readonly then
+    self.history = undo.new(self.buf)
+  end
   return self
 end
 
 --- True when the protocol text ends with the buffer's implicit final newline.
 function Doc:final_nl()
-  local bo = vim.bo[self.buf]
-  return bo.eol or bo.fixeol
+  return buffer.final_nl(self.buf)
 end
 
 function Doc:_set_final_nl(value)
@@ -71,12 +77,7 @@ end
 
 --- The protocol text of the buffer.
 function Doc:text()
-  local lines = api.nvim_buf_get_lines(self.buf, 0, -1, true)
-  local text = table.concat(lines, '\n')
-  if self:final_nl() then
-    text = text .. '\n'
-  end
-  return text
+  return buffer.text(self.buf)
 end
 
 --- The number of edits not yet acknowledged, counting gathered unsent changes as one.
@@ -106,14 +107,17 @@ function Doc:load(text, revision, last_seq)
   self.revision = revision
   self.unacked = 0
   self.unsent = {}
+  self.kept = {}
+  self.resend = {}
   self.resyncing = false
+  self.needs_resync = false
   if last_seq and last_seq > self.seq then
     self.seq = last_seq
   end
   local final_nl = text:sub(-1) == '\n'
   local body = final_nl and text:sub(1, -2) or text
   local ok, err = self:_quietly(function()
-    api.nvim_buf_set_lines(self.buf, 0, -1, false, split(body))
+    api.nvim_buf_set_lines(self.buf, 0, -1, false, buffer.split(body))
     self:_set_final_nl(final_nl)
   end)
   if not ok then
@@ -121,8 +125,11 @@ function Doc:load(text, revision, last_seq)
   end
   vim.bo[self.buf].modified = false
   vim.bo[self.buf].modifiable = not self.readonly
-  self.shadow = self:_text_lines()
   self.dirty = false
+  if self.history then
+    self.history:clear()
+  end
+  self:_set_shadow(self:_text_lines())
   if not self.attached then
     self:_attach()
   end
@@ -145,6 +152,11 @@ function Doc:_attach()
     on_bytes = function(...)
       return self:_on_bytes(...)
     end,
+    -- Both: putting an empty line after the last line of a 'noeol' buffer gives on_lines but
+    -- no on_bytes (Neovim 0.7 to 0.11). Either only marks the buffer dirty.
+    on_lines = function(...)
+      return self:_on_bytes(...)
+    end,
     on_reload = function()
       -- :edit! replaced the whole buffer without on_bytes: send it whole.
       if self.closed then
@@ -163,71 +175,11 @@ end
 
 --- The protocol text as lines: T == table.concat(lines, "\n") (a final "" when T ends in "\n").
 function Doc:_text_lines()
-  local lines = api.nvim_buf_get_lines(self.buf, 0, -1, true)
-  if self:final_nl() then
-    lines[#lines + 1] = ''
-  end
-  return lines
-end
-
-local function is_continuation(s, i)
-  local b = s:byte(i)
-  return b ~= nil and b >= 0x80 and b < 0xC0
-end
-
---- Line and byte column of byte offset `off` in `s`, counted from (line0, 0).
-local function offset_position(s, off, line0)
-  local line, line_start = line0, 1
-  local i = 1
-  while true do
-    local nl = s:find('\n', i, true)
-    if not nl or nl > off then
-      break
-    end
-    line = line + 1
-    line_start = nl + 1
-    i = nl + 1
-  end
-  return pos(line, off - line_start + 1)
+  return buffer.text_lines(self.buf)
 end
 
 --- The one change that takes the text `old` (lines) to `new` (lines), or nil if equal.
---- Positions are UTF-8 byte columns and never fall inside a character.
-function M.diff(old, new)
-  local na, nb = #old, #new
-  local m = math.min(na, nb)
-  local p = 0
-  while p < m - 1 and old[p + 1] == new[p + 1] do
-    p = p + 1
-  end
-  local suf = 0
-  while suf < m - p - 1 and old[na - suf] == new[nb - suf] do
-    suf = suf + 1
-  end
-  local a = table.concat(old, '\n', p + 1, na - suf)
-  local b = table.concat(new, '\n', p + 1, nb - suf)
-  if a == b then
-    return nil
-  end
-  local limit = math.min(#a, #b)
-  local pre = 0
-  while pre < limit and a:byte(pre + 1) == b:byte(pre + 1) do
-    pre = pre + 1
-  end
-  while pre > 0 and is_continuation(a, pre + 1) do
-    pre = pre - 1
-  end
-  local post = 0
-  while post < limit - pre and a:byte(#a - post) == b:byte(#b - post) do
-    post = post + 1
-  end
-  while post > 0 and is_continuation(a, #a - post + 1) do
-    post = post - 1
-  end
-  local start = offset_position(a, pre, p)
-  local stop = offset_position(a, #a - post, p)
-  return { range = { start = start, ['end'] = stop }, text = b:sub(pre + 1, #b - post) }
-end
+M.diff = buffer.diff
 
 --- Turns what changed in the buffer since the last look into one unsent change.
 function Doc:_collect()
@@ -236,21 +188,40 @@ function Doc:_collect()
   end
   self.dirty = false
   local lines = self:_text_lines()
-  local change = M.diff(self.shadow, lines)
-  self.shadow = lines
+  local change = buffer.diff(self.shadow, lines)
   if change then
     self.unsent[#self.unsent + 1] = change
+    if self.history and not self.replaying then
+      -- Without a changenr() (an option toggled, :edit!) the change is a step of its own.
+      self.history:record(self.shadow, change, self.change_seq or ('own' .. vim.loop.hrtime()))
+    end
+  end
+  self.change_seq = nil
+  self:_set_shadow(lines)
+end
+
+--- The buffer holds `lines`, sent or applied: compare the next changes with it.
+function Doc:_set_shadow(lines)
+  self.shadow = lines
+  if self.history then
+    self.history:snapshot()
   end
 end
 
---- Buffer changes only mark the document dirty: at on_bytes time the buffer may not hold the
---- new text yet (for example during J), so the text is read once the command is done.
+--- Buffer changes (on_bytes, on_lines) only mark the document dirty: at on_bytes time the
+--- buffer may not hold the new text yet (for example during J), so the text is read once the
+--- command is done.
 function Doc:_on_bytes()
   if self.closed then
     return true
   end
   if self.suppress > 0 or self.readonly then
     return
+  end
+  if not self.dirty and self.history then
+    -- Which undo step Neovim puts this change in (one Insert session, one command): the
+    -- history groups ours the same way. changenr() speaks of the current buffer only.
+    self.change_seq = api.nvim_get_current_buf() == self.buf and vim.fn.changenr() or nil
   end
   self.dirty = true
   self:_schedule_flush()
@@ -270,7 +241,8 @@ end
 --- Sends the gathered changes when nothing is in flight (one didChange at a time).
 function Doc:_flush()
   self:_collect()
-  if self.closed or self.resyncing or self.unacked > 0 or #self.unsent == 0 then
+  if self.closed or not self.conn or self.resyncing or self.resuming or self.unacked > 0
+    or #self.unsent == 0 then
     return
   end
   self.seq = self.seq + 1
@@ -282,13 +254,15 @@ function Doc:_flush()
   }
   self.unsent = {}
   self.unacked = self.unacked + 1
+  self.kept[#self.kept + 1] = params
   self:_send(params)
   self.on_event('changed', self)
 end
 
 function Doc:_send(params)
   local gen = self.gen
-  local sent = self.conn.request('textDocument/didChange', params, function(err, result)
+  -- A closed connection is no error: the edit is kept and resent after the reconnect.
+  self.conn.request('textDocument/didChange', params, function(err, result)
     if gen ~= self.gen or self.closed then
       return
     end
@@ -307,7 +281,11 @@ function Doc:_send(params)
       return
     end
     self.unacked = self.unacked - 1
+    if #self.resend > 0 then
+      self:_send(table.remove(self.resend, 1))
+    end
     if self.unacked == 0 and #self.unsent == 0 and not self.dirty then
+      self.kept = {}
       if not self:_apply(result.catchUp or {}) then
         return
       end
@@ -316,14 +294,11 @@ function Doc:_send(params)
     self.on_event('changed', self)
     self:_flush()
   end)
-  if not sent then
-    self.on_event('error', self, { message = 'connection closed' })
-  end
 end
 
 --- A `textDocument/remoteChange` for this document (§6.3 step 3).
 function Doc:remote_change(params)
-  if self.closed or self.resyncing then
+  if self.closed or not self.conn or self.resyncing or self.resuming then
     return
   end
   local r = params.revision
@@ -350,7 +325,7 @@ function Doc:_apply(changes)
       self:_apply_one(change)
     end
   end)
-  self.shadow = self:_text_lines()
+  self:_set_shadow(self:_text_lines())
   if not ok then
     self.on_event('error', self, { message = 'could not apply a server edit: ' .. tostring(err) })
     self:resync()
@@ -360,37 +335,43 @@ function Doc:_apply(changes)
 end
 
 function Doc:_apply_one(change)
-  local buf = self.buf
-  local text = change.text
-  if not change.range then
-    local final_nl = text:sub(-1) == '\n'
-    api.nvim_buf_set_lines(buf, 0, -1, false, split(final_nl and text:sub(1, -2) or text))
-    self:_set_final_nl(final_nl)
-    return
+  buffer.apply(self.buf, change, function(value)
+    self:_set_final_nl(value)
+  end)
+end
+
+--- Undoes (`redo` false) or redoes `count` steps of the user's own changes (codesphere.undo).
+--- The result is a local edit, sent like any other. Returns how many steps were taken, nil
+--- without a history.
+function Doc:undo(count, redo)
+  if not self.history or self.closed then
+    return nil
   end
-  local s, e = change.range.start, change.range['end']
-  local n = api.nvim_buf_line_count(buf)
-  if e.line < n then
-    api.nvim_buf_set_text(buf, s.line, s.character, e.line, e.character, split(text))
-    return
+  self:_collect() -- what was typed last is the first to undo
+  local ok, done, where = pcall(self.history.step, self.history, redo, count, function(change)
+    self:_apply_one(change)
+  end)
+  if not ok then
+    -- A change that no longer fits the text (for example past a final newline since removed):
+    -- whatever was done goes out as usual; the history starts afresh.
+    self.history:clear()
+    api.nvim_echo({ { 'CodeSphere: cannot undo: ' .. tostring(done), 'WarningMsg' } }, true, {})
+    done = 0
+  elseif done == 0 then
+    api.nvim_echo({ { redo and 'Already at your newest change' or 'Already at your oldest change' } }, false, {})
   end
-  -- The range ends after the final newline: (n, 0), valid only when the text has one.
-  if not self:final_nl() or e.line ~= n or e.character ~= 0 then
-    error('position past the end of the text')
+  -- The buffer changed as if typed: it is sent as our edit, not recorded as a new change.
+  self.replaying = true
+  self.dirty = true
+  self:_collect()
+  self.replaying = false
+  self:_schedule_flush()
+  if where and api.nvim_get_current_buf() == self.buf then -- the cursor goes to the change
+    local line = math.min(where.line + 1, api.nvim_buf_line_count(self.buf))
+    local len = #api.nvim_buf_get_lines(self.buf, line - 1, line, true)[1]
+    pcall(api.nvim_win_set_cursor, 0, { line, math.min(where.character, len) })
   end
-  local last = #api.nvim_buf_get_lines(buf, n - 1, n, true)[1]
-  local keeps_nl = text:sub(-1) == '\n'
-  local body = keeps_nl and text:sub(1, -2) or text
-  if s.line >= n then -- an insertion after the final newline
-    if text ~= '' then
-      api.nvim_buf_set_text(buf, n - 1, last, n - 1, last, split('\n' .. body))
-    end
-  else
-    api.nvim_buf_set_text(buf, s.line, s.character, n - 1, last, split(body))
-  end
-  if not keeps_nl and not (s.line >= n and text == '') then
-    self:_set_final_nl(false)
-  end
+  return done
 end
 
 --- Re-opens the document and replaces the buffer (§6.4); unacknowledged edits are lost.
@@ -398,11 +379,18 @@ function Doc:resync()
   if self.closed or self.resyncing then
     return
   end
+  if not self.conn then
+    self.needs_resync = true -- done when the connection is back
+    return
+  end
   self.resyncing = true
   self.gen = self.gen + 1
   local lost = self:pending()
+  self.needs_resync = false
   self.unacked = 0
   self.unsent = {}
+  self.kept = {}
+  self.resend = {}
   self.dirty = false
   local gen = self.gen
   self.conn.request('textDocument/didOpen', { path = self.path }, function(err, result)
@@ -428,6 +416,8 @@ function Doc:close()
     self.option_autocmd = nil
   end
 end
+
+require('codesphere.resume').extend(Doc)
 
 M.Doc = Doc
 return M
