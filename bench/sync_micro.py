@@ -43,7 +43,7 @@ from codesphere.core.changes import ContentChange
 from codesphere.core.document import Document
 from codesphere.core.positions import Encoding, position_at
 from codesphere.core.sync import DocumentSync
-from codesphere.protocol.codec import changes_json, op_changes_json
+from codesphere.protocol.codec import op_changes_json, op_json_changes
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "sync_micro.json"
@@ -140,7 +140,7 @@ class Simulation:
         t0 = time.perf_counter()
         ack = sync.change(f"c{i}", base, changes, self.now, seq)
         broadcast = op_changes_json(ack.entry.op, ack.base_text, encodings)
-        reply = changes_json(ack.catch_up)
+        reply = op_json_changes(ack.to_head, ack.view, ack.encoding)
         self.server_seconds += time.perf_counter() - t0
         del reply
         revision = ack.entry.revision

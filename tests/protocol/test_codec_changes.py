@@ -1,4 +1,4 @@
-"""The broadcast's one-sweep conversion gives exactly the per-encoding content changes."""
+"""The one-pass conversions (broadcast, catch-up) give exactly the content changes."""
 
 from __future__ import annotations
 
@@ -43,3 +43,15 @@ def test_op_changes_json_matches_op_to_changes_in_every_encoding(
         assert by_encoding[encoding] == codec.changes_json(expected)
         parsed = codec.content_changes(by_encoding[encoding])
         assert apply_changes(text, parsed, encoding) == op.apply(text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(case=text_and_op(), encoding=st.sampled_from(ENCODINGS))
+def test_op_json_changes_is_changes_json_of_op_to_changes(
+    case: tuple[str, TextOperation], encoding: Encoding
+) -> None:
+    """The acknowledgement's catch-up, written straight to JSON, says the same."""
+    text, op = case
+    direct = codec.op_json_changes(op, text, encoding)
+    assert direct == codec.changes_json(op_to_changes(op, text, encoding))
+    assert apply_changes(text, codec.content_changes(direct), encoding) == op.apply(text)

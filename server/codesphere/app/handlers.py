@@ -448,7 +448,10 @@ async def did_change(conn: Connection, params: Any) -> Any:
         await doc.wait_durable(ack.entry.revision)
     else:
         await conn.hub.commit(room, doc, ack, conn)
-    return {"revision": ack.revision, "catchUp": codec.changes_json(ack.catch_up)}
+    return {
+        "revision": ack.revision,
+        "catchUp": codec.op_json_changes(ack.to_head, ack.view, ack.encoding),
+    }
 
 
 @method("textDocument/checksum")

@@ -81,9 +81,20 @@ class Ack:
 
     entry: LogEntry
     base_text: str  # the head text before the commit, for converting ``entry.op``
-    catch_up: list[ContentChange]  # in the author's encoding, to ``revision``
-    revision: int  # the head: where the author is once it applies ``catch_up``
+    to_head: TextOperation  # takes the author's text (``view``) to ``revision``
+    view: str  # the author's text with this edit
+    encoding: Encoding  # the author's
+    revision: int  # the head: where the author is once it applies the catch-up
     duplicate: bool = False  # a resent edit, committed before: nothing new to broadcast
+
+    @property
+    def catch_up(self) -> list[ContentChange]:
+        """``to_head`` as content changes in the author's encoding.
+
+        Converted on demand: the server writes them straight to JSON instead
+        (``codec.op_json_changes``), and an author that keeps typing drops them anyway.
+        """
+        return op_to_changes(self.to_head, self.view, self.encoding)
 
 
 class DocumentSync:
@@ -247,8 +258,15 @@ class DocumentSync:
         # The acknowledgement takes the client to the head, past anything committed since.
         later = doc.ops_since(entry.revision)
         to_head = compose_all([catch_up, *later], len(new_view))
-        catch_up_changes = op_to_changes(to_head, new_view, bridge.encoding)
-        return Ack(entry, base_text, catch_up_changes, doc.revision, duplicate is not None)
+        return Ack(
+            entry,
+            base_text,
+            to_head,
+            new_view,
+            bridge.encoding,
+            doc.revision,
+            duplicate is not None,
+        )
 
     def _find(self, client: str, seq: int) -> LogEntry:
         """The log entry of ``client``'s edit ``seq``, which must still be in memory."""

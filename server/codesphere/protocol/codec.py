@@ -229,6 +229,27 @@ def changes_json(changes: list[ContentChange]) -> list[dict[str, Any]]:
     return out
 
 
+def op_json_changes(op: TextOperation, base: str, encoding: Encoding) -> list[dict[str, Any]]:
+    """``changes_json(op_to_changes(op, base, encoding))``, built in one pass.
+
+    An acknowledgement's catch-up for a client that types without pause lists every place the
+    others typed since it last paused: no intermediate content changes are made for it.
+    """
+    position = LineSweep(base).position
+    out: list[dict[str, Any]] = []
+    for offset, deleted, inserted in op.splices():
+        line, character = position(offset, encoding)
+        start = {"line": line, "character": character}
+        if deleted:
+            line, character = position(offset + len(deleted), encoding)
+            end = {"line": line, "character": character}
+        else:
+            end = start
+        out.append({"range": {"start": start, "end": end}, "text": inserted})
+    out.reverse()  # from the end of the text to its start, as op_to_changes lists them
+    return out
+
+
 def op_changes_json(
     op: TextOperation, base: str, encodings: Iterable[Encoding]
 ) -> dict[Encoding, list[dict[str, Any]]]:
