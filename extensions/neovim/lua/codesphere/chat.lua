@@ -25,12 +25,7 @@ local function notify(msg, level)
   vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
 end
 
-local function errmsg(err)
-  if type(err) == 'table' then
-    return tostring(err.message or vim.inspect(err)) .. (err.code and (' (' .. err.code .. ')') or '')
-  end
-  return tostring(err)
-end
+local errmsg = require('codesphere.connection').errmsg
 
 --- Text for a buffer line: no control characters but tabs.
 local function clean(s)

@@ -10,12 +10,7 @@ local M = {}
 
 local ALREADY_EXISTS = 1004
 
-local function errmsg(err)
-  if type(err) == 'table' then
-    return tostring(err.message or vim.inspect(err)) .. (err.code and (' (' .. err.code .. ')') or '')
-  end
-  return tostring(err)
-end
+local errmsg = require('codesphere.connection').errmsg
 
 --- True when `s` is valid UTF-8 (the protocol's JSON must be; a stray byte would end the
 --- connection instead of failing this one file).
