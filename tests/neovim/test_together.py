@@ -54,3 +54,26 @@ def test_two_neovims_and_a_python_client_type_at_once(
     assert typed_by_bob in text
     assert all(f"[p{i}{PIECES[i % len(PIECES)]}]" in text for i in range(0, 24, 4))
     assert text.count("a0") == 1 and text.count("b23") == 1  # nothing applied twice
+
+
+def test_a_big_paste_and_a_substitution_on_every_line_reach_the_server(
+    aloop: Loop, server: RunningServer, room: Any, make_nvim: Any
+) -> None:
+    _, room_id, doc = room
+    nvim = make_nvim("Ada")
+    join(nvim, server, operator_token("ada"), room_id)
+    buf = open_file(nvim, "a.txt")
+    lines = [f"line {i} x 中文 😀 e\u0301 x" for i in range(4000)]  # about 160 kB
+    nvim.exec_lua("vim.fn.setreg('a', ..., 'l')", lines)
+    nvim.input('G"ap')
+    wait_for(lambda: settled(nvim, "a.txt") and doc.text == buffer_text(nvim, buf), what="paste")
+    assert doc.text == "héllo\nwörld\n" + "\n".join(lines) + "\n"
+    nvim.command("%s/x/y/g")
+    aloop.run(doc.insert(0, "👋 "))  # someone types meanwhile
+    wait_for(
+        lambda: settled(nvim, "a.txt") and doc.is_settled and doc.text == buffer_text(nvim, buf),
+        timeout=30,
+        what="the substitution",
+    )
+    expected = [line.replace("x", "y") for line in lines]
+    assert doc.text == "👋 héllo\nwörld\n" + "\n".join(expected) + "\n"
