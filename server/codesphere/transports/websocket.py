@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -72,7 +73,19 @@ class _Flusher:
             transport.flush()
 
 
-_flusher = _Flusher()
+#: One flusher per event loop: a flush pending on a loop that stopped (a server closed in one
+#: thread, another started in a new loop) must not hold up another loop's writes.
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher_of_running_loop() -> _Flusher:
+    loop = asyncio.get_running_loop()
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher()
+    return flusher
 
 
 class WebSocketTransport:
@@ -85,13 +98,14 @@ class WebSocketTransport:
         self.closing = False
         self._close_task: asyncio.Task[Any] | None = None
         self._pending: list[bytes] = []
+        self._flusher = _flusher_of_running_loop()
 
     def write_frame(self, frame: bytes) -> None:
         """Queue a frame for the write at the end of this turn of the event loop."""
         if self.closing:
             return
         if not self._pending:
-            _flusher.add(self)
+            self._flusher.add(self)
         self._pending.append(frame)
 
     def flush(self) -> None:
