@@ -5,9 +5,9 @@ Threading model:
 * **One writer thread** owns the only read-write connection. Async callers put
   a write request (a function of the connection) on a queue and await a
   future. The thread blocks on the queue, drains every queued request (up to
-  :data:`MAX_BATCH`), runs each inside its own ``SAVEPOINT`` within a single
-  transaction, commits once (*group commit*), then resolves all the batch's
-  futures with one ``loop.call_soon_threadsafe``. A request that fails (for
+  :data:`MAX_BATCH`), runs each inside its own ``SAVEPOINT`` (a lone request
+  needs none) within a single transaction, commits once (*group commit*), then
+  resolves all the batch's futures with one ``loop.call_soon_threadsafe``. A request that fails (for
   example a :class:`~codesphere.storage.base.RevisionConflict`) is rolled back
   to its savepoint alone; the rest of the batch still commits.
 * **One reader thread** owns a read-only connection. Each read runs in its own
@@ -302,22 +302,21 @@ class SqliteStorage:
                 return settled + [(w, False, err) for w in remaining]
             outcomes: list[_Outcome] = []
             aborted_at: int | None = None
-            if len(remaining) == 1:
-                # Alone in its transaction, a request needs no savepoint of its own: if it
-                # fails, the whole transaction is rolled back.
-                outcome = _run_alone(conn, remaining[0])
-                if outcome[1]:
-                    self._commit_count += 1
-                return [*settled, outcome]
+            # Alone in its transaction (the usual case under load), a request needs no
+            # savepoint of its own: if it fails, the whole transaction is rolled back.
+            alone = len(remaining) == 1
             for index, write in enumerate(remaining):
-                conn.execute("SAVEPOINT write")
+                if not alone:
+                    conn.execute("SAVEPOINT write")
                 try:
                     value = write.fn(conn)
                 except Exception as exc:
                     error = _as_storage_error(exc)
+                    if alone and conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     if not conn.in_transaction:
-                        # SQLite rolled back the whole transaction (e.g. disk full):
-                        # fail this request and rerun the others in a fresh one.
+                        # The whole transaction is gone (rolled back above, or by SQLite on
+                        # e.g. a full disk): fail this request, rerun the others afresh.
                         settled.append((write, False, error))
                         aborted_at = index
                         break
@@ -325,7 +324,8 @@ class SqliteStorage:
                     conn.execute("RELEASE write")
                     outcomes.append((write, False, error))
                 else:
-                    conn.execute("RELEASE write")
+                    if not alone:
+                        conn.execute("RELEASE write")
                     outcomes.append((write, True, value))
             if aborted_at is not None:
                 remaining = remaining[:aborted_at] + remaining[aborted_at + 1 :]
@@ -542,23 +542,6 @@ class SqliteStorage:
 
 
 # ------------------------------------------------------------------------ helpers
-
-
-def _run_alone(conn: sqlite3.Connection, write: _Write) -> _Outcome:
-    """Run one request in the transaction begun for it, and commit it or roll it back."""
-    try:
-        value = write.fn(conn)
-    except Exception as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return (write, False, _as_storage_error(exc))
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return (write, False, StorageError(f"commit failed: {exc}"))
-    return (write, True, value)
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:
