@@ -43,7 +43,7 @@ from codesphere.core.changes import ContentChange
 from codesphere.core.document import Document
 from codesphere.core.positions import Encoding, position_at
 from codesphere.core.sync import DocumentSync
-from codesphere.protocol.codec import op_changes_json, op_json_changes
+from codesphere.protocol.codec import content_changes, op_changes_json, op_json_changes
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "sync_micro.json"
@@ -147,18 +147,8 @@ class Simulation:
         self.at(self.now + self.delay, lambda: self._ack(i, ack.revision, ack.catch_up))
         for j, doc in enumerate(self.docs):
             if j != i:
-                remote = _changes(broadcast[doc.encoding])
+                remote = content_changes(broadcast[doc.encoding])
                 self.at(self.now + self.delay, lambda d=doc, c=remote: d.on_remote(revision, c))
-
-
-def _changes(raw: list[dict[str, Any]]) -> list[ContentChange]:
-    out = []
-    for c in raw:
-        s, e = c["range"]["start"], c["range"]["end"]
-        out.append(
-            ContentChange(((s["line"], s["character"]), (e["line"], e["character"])), c["text"])
-        )
-    return out
 
 
 def measure(

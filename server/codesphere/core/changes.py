@@ -93,25 +93,17 @@ class LineSweep:
         self.line_start = 0
         self.scanned = 0
 
-    def at(self, offset: int) -> tuple[int, str]:
-        """The line of ``offset`` and that line's text before it."""
-        self._advance(offset)
-        return self.line, self.text[self.line_start : offset]
-
     def position(self, offset: int, encoding: Encoding) -> Position:
         """The position of ``offset`` in ``encoding``."""
-        self._advance(offset)
-        if self.ascii:
-            return self.line, offset - self.line_start
-        return self.line, encoded_length(self.text[self.line_start : offset], encoding)
-
-    def _advance(self, offset: int) -> None:
         text = self.text
         newlines = text.count("\n", self.scanned, offset)
         if newlines:
             self.line += newlines
             self.line_start = text.rfind("\n", self.scanned, offset) + 1
         self.scanned = offset
+        if self.ascii:
+            return self.line, offset - self.line_start
+        return self.line, encoded_length(text[self.line_start : offset], encoding)
 
 
 def op_to_changes(op: TextOperation, base: str, encoding: Encoding) -> list[ContentChange]:

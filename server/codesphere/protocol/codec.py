@@ -16,7 +16,7 @@ import orjson
 
 from codesphere.core.changes import ContentChange, LineSweep
 from codesphere.core.operation import TextOperation
-from codesphere.core.positions import Encoding, Position, encoded_length
+from codesphere.core.positions import Encoding, Position
 from codesphere.protocol.errors import PARSE_ERROR, RpcError, invalid_params
 
 MAX_DEPTH = 64
@@ -255,33 +255,14 @@ def op_changes_json(
 ) -> dict[Encoding, list[dict[str, Any]]]:
     """``contentChanges`` for ``op`` (which applies to ``base``) in each of ``encodings``.
 
-    The same changes as ``changes_json(op_to_changes(op, base, encoding))`` for each encoding,
-    found in one sweep: a broadcast needs them in every encoding its subscribers use, and the
-    line of a position and, on an ASCII line, its character are the same in all of them.
+    A broadcast needs them in every encoding its subscribers use. In an all-ASCII text (most
+    code) a position is the same in all of them, so one list serves every encoding.
     """
     encs = list(encodings)
-    out: dict[Encoding, list[dict[str, Any]]] = {e: [] for e in encs}
-    sweep = LineSweep(base)
-
-    def at(offset: int) -> dict[Encoding, dict[str, int]]:
-        if sweep.ascii:
-            line, character = sweep.position(offset, "utf-32")
-            shared = {"line": line, "character": character}  # the same in every encoding
-            return dict.fromkeys(encs, shared)
-        line, before = sweep.at(offset)
-        if before.isascii():
-            pos = {"line": line, "character": len(before)}
-            return dict.fromkeys(encs, pos)
-        return {e: {"line": line, "character": encoded_length(before, e)} for e in encs}
-
-    for offset, deleted, inserted in op.splices():
-        start = at(offset)
-        end = at(offset + len(deleted)) if deleted else start
-        for e in encs:
-            out[e].append({"range": {"start": start[e], "end": end[e]}, "text": inserted})
-    for changes in out.values():
-        changes.reverse()  # from the end of the text to its start, as op_to_changes lists them
-    return out
+    if base.isascii():
+        shared = op_json_changes(op, base, "utf-32")
+        return dict.fromkeys(encs, shared)
+    return {e: op_json_changes(op, base, e) for e in encs}
 
 
 def selections_json(sels: list[tuple[Position, Position]]) -> list[dict[str, Any]]:
