@@ -9,6 +9,7 @@ from typing import Any
 
 from codesphere.app.server import RunningServer
 from tests.neovim.conftest import wait_for
+from tests.tokens import operator_token
 
 
 def link(server: RunningServer, token: str, room: str) -> str:
@@ -87,3 +88,10 @@ def wait_reconnected(nvim: Any, killed: int, timeout: float = 15.0) -> None:
         )
 
     wait_for(back, timeout=timeout, what="reconnected")
+
+
+def ada_editing(make_nvim: Any, server: RunningServer, room_id: str) -> tuple[Any, int]:
+    """A Neovim of the operator "Ada", joined to `room_id`, editing a.txt (and its buffer)."""
+    nvim = make_nvim("Ada")
+    join(nvim, server, operator_token("ada"), room_id)
+    return nvim, open_file(nvim, "a.txt")

@@ -7,7 +7,7 @@ import pytest
 
 from codesphere.client import CodeSphereClient
 from tests.neovim.conftest import wait_for
-from tests.neovim.helpers import buffer_text, join, open_file, settled, status
+from tests.neovim.helpers import ada_editing, buffer_text, join, open_file, settled, status
 from tests.tokens import TOKENS, operator_token
 
 pytestmark = pytest.mark.timeout(90)
@@ -34,9 +34,7 @@ def test_join_and_open_show_the_server_text(server, room, make_nvim) -> None:
 
 def test_typing_reaches_the_server(aloop, server, room, make_nvim) -> None:
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     nvim.input("ihello 😀 中文<Esc>")
     expected = "hello 😀 中文héllo\nwörld\n"
 
@@ -54,9 +52,7 @@ def test_typing_reaches_the_server(aloop, server, room, make_nvim) -> None:
 
 def test_a_python_edit_appears_in_the_buffer(aloop, server, room, make_nvim) -> None:
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     aloop.run(doc.insert(0, "😀 "))
     aloop.run(doc.insert(len(doc.text), "end"))  # after the final newline
     wait_for(lambda: buffer_text(nvim, buf) == "😀 héllo\nwörld\nend", what="remote edits")
@@ -101,9 +97,7 @@ def test_a_viewer_buffer_is_not_modifiable(aloop, server, make_nvim) -> None:
 def test_both_type_at_once_and_converge(aloop, server, room, make_nvim) -> None:
     """Keystrokes gathered while an edit is in flight, remote edits dropped and caught up."""
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     nvim.input("Go")
     for i in range(30):
         nvim.input(f"{i}é😀 ")
@@ -184,9 +178,7 @@ def test_a_remote_deletion_of_the_last_lines_keeps_the_final_newline(
     aloop, server, room, make_nvim
 ) -> None:
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     aloop.run(doc.delete(len("héllo\n"), len(doc.text)))
     wait_for(lambda: buffer_text(nvim, buf) == "héllo\n", what="remote deletion")
     # The lines go; no empty last line without 'eol' stands in for the final newline.

@@ -9,7 +9,7 @@ import pytest
 from codesphere.app.server import RunningServer
 from codesphere.client import CodeSphereClient
 from tests.neovim.conftest import Loop, wait_for
-from tests.neovim.helpers import join, open_file, settled, status
+from tests.neovim.helpers import ada_editing, join, open_file, settled, status
 from tests.tokens import operator_token
 
 pytestmark = pytest.mark.timeout(90)
@@ -96,9 +96,7 @@ def test_a_remote_cursor_is_drawn_in_its_colour_with_its_name(
     aloop: Loop, server: RunningServer, room: Any, make_nvim: Any
 ) -> None:
     client, room_id, _ = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     assert client.me is not None
     py = client.me["memberId"]
     colour = client.me["color"].lstrip("#").lower()
@@ -143,9 +141,7 @@ def test_remote_cursors_follow_edits_and_vanish_when_the_member_leaves(
     aloop: Loop, server: RunningServer, room: Any, make_nvim: Any
 ) -> None:
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
 
     async def second() -> CodeSphereClient:
         bo = await CodeSphereClient.connect(server.url, name="Bo", token=operator_token("bo"))

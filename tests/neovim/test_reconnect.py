@@ -18,6 +18,7 @@ from codesphere.app.server import RunningServer, start_server
 from codesphere.client import CodeSphereClient
 from tests.neovim.conftest import Loop, wait_for
 from tests.neovim.helpers import (
+    ada_editing,
     bridge_pids,
     buffer_text,
     join,
@@ -146,9 +147,7 @@ def gate(aloop: Loop, server: RunningServer) -> Iterator[AckGate]:
 
 def test_killing_the_bridge_while_typing_loses_nothing(aloop, server, gate, room, make_nvim):
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     client_id = status(nvim)["client_id"]
     typed: list[str] = []
     py: list[str] = []
@@ -220,9 +219,7 @@ def test_a_server_restart_while_typing_loses_nothing(aloop, restartable, make_nv
 
     client, room_id, doc = aloop.run(setup())
     try:
-        nvim = make_nvim("Ada")
-        join(nvim, server, operator_token("ada"), room_id)
-        buf = open_file(nvim, "a.txt")
+        nvim, buf = ada_editing(make_nvim, server, room_id)
         typed: list[str] = []
         py: list[str] = []
         nvim.input("Go")

@@ -8,7 +8,7 @@ import pytest
 
 from codesphere.app.server import RunningServer
 from tests.neovim.conftest import Loop, wait_for
-from tests.neovim.helpers import buffer_text, join, open_file, settled
+from tests.neovim.helpers import ada_editing, buffer_text, join, open_file, settled
 from tests.tokens import operator_token
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,9 +60,7 @@ def test_a_big_paste_and_a_substitution_on_every_line_reach_the_server(
     aloop: Loop, server: RunningServer, room: Any, make_nvim: Any
 ) -> None:
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     lines = [f"line {i} x 中文 😀 e\u0301 x" for i in range(4000)]  # about 160 kB
     nvim.exec_lua("vim.fn.setreg('a', ..., 'l')", lines)
     nvim.input('G"ap')

@@ -15,15 +15,13 @@ import pytest
 
 from tests.neovim.conftest import Loop, wait_for
 from tests.neovim.helpers import (
+    ada_editing,
     buffer_text,
-    join,
     kill_bridge,
-    open_file,
     settled,
     status,
     wait_reconnected,
 )
-from tests.tokens import operator_token
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -50,9 +48,7 @@ def keys(nvim: Any, typed: str) -> None:
 
 def test_u_undoes_the_local_insert_and_keeps_the_remote_one(aloop, server, room, make_nvim):
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     keys(nvim, "GAabc😀<Esc>")
     same_everywhere(aloop, nvim, buf, doc, "héllo\nwörldabc😀\n")
     # Someone adds a line above (ours moves down) and text on our line, just before ours.
@@ -74,9 +70,7 @@ def test_u_undoes_the_local_insert_and_keeps_the_remote_one(aloop, server, room,
 
 def test_steps_are_neovims_and_swallowed_changes_come_back(aloop, server, room, make_nvim):
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     keys(nvim, "ciwhi 中<Esc>")  # a deletion and an insertion: one step, as in Neovim
     keys(nvim, "x")
     keys(nvim, "x")
@@ -107,9 +101,7 @@ def test_typing_with_remote_edits_in_between_is_one_step(aloop, server, room, ma
     """Remote edits that arrive during an Insert session, even right after the typed text, stay
     when the session is undone (in Neovim's own undo they would join the session's step)."""
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     nvim.input("GA")  # typed as keys: Insert mode stays on while the remote edits arrive
     typed, fronts, backs = "", "", ""
     for i, ch in enumerate(" tippe 😀 中文 e\u0301!"):
@@ -135,9 +127,7 @@ def test_typing_with_remote_edits_in_between_is_one_step(aloop, server, room, ma
 
 def test_undo_while_offline_reaches_the_server_after_the_reconnect(aloop, server, room, make_nvim):
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     keys(nvim, "ggI😀 <Esc>")
     same_everywhere(aloop, nvim, buf, doc, "😀 héllo\nwörld\n")
     killed = kill_bridge(nvim)
@@ -151,9 +141,7 @@ def test_undo_while_offline_reaches_the_server_after_the_reconnect(aloop, server
 
 def test_remote_text_between_two_changes_of_ours_stays(aloop, server, room, make_nvim):
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     keys(nvim, "ggIXYZ<Esc>")
     keys(nvim, "ggIab😀<Esc>")  # right before the first
     same_everywhere(aloop, nvim, buf, doc, "ab😀XYZhéllo\nwörld\n")
@@ -181,9 +169,7 @@ def test_random_commands_undo_and_remote_edits_converge(aloop, server, room, mak
     buffer, the server and the Python client agree, and no undo fails."""
     rnd = random.Random(seed)
     _, room_id, doc = room
-    nvim = make_nvim("Ada")
-    join(nvim, server, operator_token("ada"), room_id)
-    buf = open_file(nvim, "a.txt")
+    nvim, buf = ada_editing(make_nvim, server, room_id)
     for step in range(50):
         command = rnd.choice(COMMANDS)
         keys(nvim, command)

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, Playwright, async_playwright
+from playwright.async_api import Page, Playwright, async_playwright
 
 from codesphere.app.server import RunningServer
 from codesphere.app.webapp import web_dir
 from codesphere.client import CodeSphereClient
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, editor_text
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Pages, editor_text
 from tests.neovim.conftest import Loop, t, wait_for
 from tests.neovim.helpers import buffer_text, open_file, settled, status
 from tests.tokens import TOKENS
@@ -32,35 +32,29 @@ START = "def greet(name):\n    return name\n"
 
 
 class Browsers:
-    """Headless Chromium, driven from the test loop's thread."""
+    """Headless Chromium with the browser tests' :class:`Pages`, run on the test loop's thread."""
 
-    def __init__(self, aloop: Loop) -> None:
-        self.aloop = aloop
+    def __init__(self) -> None:
         self.playwright: Playwright | None = None
-        self.browser: Browser | None = None
+        self.pages: Pages | None = None
 
     async def start(self) -> None:
         self.playwright = await async_playwright().start()
-        self.browser = await self.playwright.chromium.launch(
+        browser = await self.playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
+        self.pages = Pages(browser)
 
     async def stop(self) -> None:
-        if self.browser is not None:
-            await self.browser.close()
+        if self.pages is not None:
+            await self.pages.close()
+            await self.pages.browser.close()
         if self.playwright is not None:
             await self.playwright.stop()
 
     async def open(self, link: str, name: str) -> Page:
-        assert self.browser is not None
-        context = await self.browser.new_context(viewport={"width": 1300, "height": 800})
-        page = await context.new_page()
-        await page.goto(link)
-        await page.get_by_test_id("name-input").fill(name)
-        await page.get_by_test_id("name-submit").click()
-        await page.wait_for_function("window.codesphere !== undefined", timeout=t(20) * 1000)
-        await page.evaluate("window.codesphere.ready")
-        return page
+        assert self.pages is not None
+        return await self.pages.open(link, name)
 
 
 @pytest.fixture
@@ -69,7 +63,7 @@ def browsers(aloop: Loop) -> Iterator[Browsers]:
         pytest.fail(f"no Chromium at {CHROMIUM}: 'make test' installs Debian's chromium")
     if not (web_dir() / "index.html").is_file():
         pytest.fail("the browser client is not built: run 'make test' (or npm run build in web/)")
-    running = Browsers(aloop)
+    running = Browsers()
     aloop.run(running.start(), timeout=60)
     try:
         yield running
