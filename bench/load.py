@@ -22,6 +22,7 @@ Usage::
 
     .venv/bin/python bench/load.py [--scenario a|b|c|all] [--seconds 10] [--output FILE]
                                    [--client lean|full] [--typing cursor|random]
+                                   [--rates EDITS_PER_S,...]
 
 Prints a table and writes JSON (default ``bench/results/load.json``). Not a test: numbers on a
 shared machine vary, so read them as a trend.
@@ -317,8 +318,13 @@ def emit(event: dict[str, Any]) -> None:
 
 
 def proc_cpu_seconds(pid: int) -> float:
+    return sum(proc_cpu_split(pid))
+
+
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """Seconds of user and of kernel CPU used by ``pid`` so far (all threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # utime, stime
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -381,12 +387,18 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 
 def run_scenario(
-    name: str, seconds: float, client: str = "lean", typing: str = "cursor"
+    name: str,
+    seconds: float,
+    client: str = "lean",
+    typing: str = "cursor",
+    room_rates: list[float] | None = None,
 ) -> list[dict[str, Any]]:
     spec = dict(SCENARIOS[name])
     spec["client"] = client
     spec["typing"] = typing
-    spec["seconds"] = seconds if name != "c" else min(seconds, 4.0)
+    spec["seconds"] = seconds if name != "c" or room_rates else min(seconds, 4.0)
+    if room_rates:
+        spec["rates"] = [rate / spec["clients_per_room"] for rate in room_rates]
     spec["warmup"] = 2.0 if name != "c" else 1.0
     with tempfile.TemporaryDirectory() as data_dir:
         spec["secret"] = secrets.token_urlsafe(32)
@@ -400,18 +412,20 @@ def run_scenario(
             )
             assert loader.stdout is not None
             steps: list[dict[str, Any]] = []
-            cpu0 = wall0 = loader_cpu0 = loader_cpu = 0.0
+            cpu0 = wall0 = loader_cpu0 = loader_cpu = sys0 = 0.0
             rss_peak = 0.0
-            cpu_used = wall = 0.0
+            cpu_used = wall = sys_used = 0.0
             for line in loader.stdout:
                 event = json.loads(line)
                 rss_peak = max(rss_peak, proc_rss_mb(server.pid))
                 if event["event"] == "measure-start":
-                    cpu0, wall0 = proc_cpu_seconds(server.pid), time.perf_counter()
+                    user0, sys0 = proc_cpu_split(server.pid)
+                    cpu0, wall0 = user0 + sys0, time.perf_counter()
                     loader_cpu0 = proc_cpu_seconds(loader.pid)
                     rss_peak = proc_rss_mb(server.pid)
                 elif event["event"] == "measure-end":
-                    cpu_used = proc_cpu_seconds(server.pid) - cpu0
+                    user1, sys1 = proc_cpu_split(server.pid)
+                    cpu_used, sys_used = user1 + sys1 - cpu0, sys1 - sys0
                     wall = time.perf_counter() - wall0
                     loader_cpu = proc_cpu_seconds(loader.pid) - loader_cpu0
                     rss_peak = max(rss_peak, proc_rss_mb(server.pid))
@@ -422,6 +436,7 @@ def run_scenario(
                     event.update(
                         scenario=name,
                         server_cpu_pct=100 * cpu_used / wall,
+                        server_kernel_cpu_pct=100 * sys_used / wall,
                         server_cpu_us_per_edit=1e6 * cpu_used / edits if edits else float("nan"),
                         server_rss_mb=rss_peak,
                         loader_cpu_pct=100 * loader_cpu / wall,
@@ -440,7 +455,8 @@ def print_row(e: dict[str, Any]) -> None:
     print(
         f"  {e['scenario']:>2} {e['edits_per_s']:>9.0f} {e['deliveries']:>10} "
         f"{e['p50_ms']:>8.2f} {e['p99_ms']:>8.2f} {e['max_ms']:>8.1f} "
-        f"{e['server_cpu_pct']:>6.1f} {e['server_cpu_us_per_edit']:>9.1f} "
+        f"{e['server_cpu_pct']:>6.1f} {e['server_kernel_cpu_pct']:>6.1f} "
+        f"{e['server_cpu_us_per_edit']:>9.1f} "
         f"{e['server_rss_mb']:>8.1f} {e['loader_cpu_pct']:>9.1f}",
         flush=True,
     )
@@ -464,6 +480,12 @@ def main() -> None:
         help="cursor: each client types on at its own cursor, jumping elsewhere on 2%% of"
         " keystrokes (default); random: every keystroke at a random spot of the document",
     )
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(rate) for rate in text.split(",")],
+        help="edits/s per room to run instead of the scenario's own steps, comma-separated"
+        " (e.g. 3200,6400 to compare two builds of the server at fixed rates)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -480,7 +502,8 @@ def main() -> None:
         return
     names = ["a", "b", "c"] if args.scenario == "all" else [args.scenario]
     print(
-        "  sc  edits/s  deliveries  p50 ms   p99 ms   max ms  cpu %  cpu us/ed   rss MB  loader %"
+        "  sc  edits/s  deliveries  p50 ms   p99 ms   max ms  cpu %  (sys)  cpu us/ed   rss MB"
+        "  loader %"
     )
     results: dict[str, Any] = {}
     for name in names:
@@ -488,7 +511,7 @@ def main() -> None:
             "target": TARGETS[name],
             "client": args.client,
             "typing": args.typing,
-            "steps": run_scenario(name, args.seconds, args.client, args.typing),
+            "steps": run_scenario(name, args.seconds, args.client, args.typing, args.rates),
         }
     c = results.get("c")
     if c:
