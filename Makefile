@@ -9,9 +9,14 @@ PORT   ?= 8080
 PYTEST_ARGS ?=
 DATA   ?= data
 
-.PHONY: run test lint typecheck pytest web-test test-deps bench clean
+.PHONY: run test lint typecheck pytest pytest-pure web-test test-deps bench clean
 
-$(BIN)/codesphere: pyproject.toml
+# The sync core is compiled with mypyc when installed (setup.py): editing one of its modules
+# reinstalls, or Python would go on importing the old build.
+COMPILED_MODULES := $(shell sed -n 's/^ *"\(codesphere\.[a-z_.]*\)",$$/\1/p' server/codesphere/build.py)
+COMPILED_SOURCES := $(patsubst %,server/%.py,$(subst .,/,$(COMPILED_MODULES)))
+
+$(BIN)/codesphere: pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -28,7 +33,14 @@ typecheck: $(BIN)/codesphere
 	$(BIN)/mypy
 
 pytest: $(BIN)/codesphere web/dist/index.html test-deps
-	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+	CODESPHERE_EXPECT_CORE=compiled $(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+
+# The sync core's tests once more on its Python sources, as a pure install runs them.
+pytest-pure: $(BIN)/codesphere
+	rm -rf build/pure && mkdir -p build/pure && cp -r server/codesphere build/pure/
+	find build/pure -name '*.so' -delete
+	PYTHONPATH=build/pure CODESPHERE_EXPECT_CORE=pure $(BIN)/pytest -p no:cacheprovider -q \
+		tests/core tests/protocol
 
 # The browser client's TypeScript: strict type checks, then its tests against a real server.
 web/node_modules/.package-lock.json: web/package-lock.json
@@ -52,10 +64,10 @@ web-test: web/node_modules/.package-lock.json $(BIN)/codesphere
 	cd web && npm run --silent typecheck && npm run --silent typecheck:core
 	cd web && CODESPHERE_BIN=$(abspath $(BIN))/codesphere npm test --silent
 
-test: lint typecheck pytest web-test
+test: lint typecheck pytest pytest-pure web-test
 
 bench: $(BIN)/codesphere
 	$(BIN)/python bench/trace_replay.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis web/node_modules web/dist web/dist-test
+	rm -rf $(VENV) build server/codesphere_core__mypyc.*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis web/node_modules web/dist web/dist-test

@@ -90,6 +90,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from codesphere.build import core_build
 from codesphere.protocol.wsframe import frame_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -683,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     server_core, receiver_core = choose_cores()
     env = {
         "python": platform.python_version(),
+        "core": core_build(),
         "implementation": platform.python_implementation(),
         "aiohttp": aiohttp.__version__,
         "orjson": orjson.__version__,

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from codesphere.auth.tokens import TokenService
+from codesphere.build import core_build
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "load.json"
@@ -521,7 +522,12 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(
-            {"benchmark": "load", "python": platform.python_version(), "results": results},
+            {
+                "benchmark": "load",
+                "python": platform.python_version(),
+                "core": core_build(),
+                "results": results,
+            },
             indent=2,
         )
     )

@@ -1,8 +1,9 @@
 """Micro-benchmark of the operation algebra: compose, transform, compose_all and friends.
 
-Times each case against two versions of ``codesphere/core/operation.py``: the working tree's
-("after") and the one committed at ``--ref`` ("before", default ``HEAD``), loaded from
-``git show`` into a temporary module. ``--before FILE`` takes the old version from a file instead.
+Times each case against two versions of ``codesphere/core/operation.py``, both run as plain
+Python source: the working tree's ("after") and the one committed at ``--ref`` ("before",
+default ``HEAD``), loaded from ``git show`` into a temporary module. ``--before FILE`` takes the
+old version from a file instead.
 
 Every case is built from the same seeded random splices on a 3 kB text with newlines, once per
 version, and both versions must give the same result (compared through ``to_json``) before
@@ -273,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(REPO / "server"))
-    from codesphere.core import operation as after
+    # The working tree's source, not an installed build: both sides run as plain Python, so
+    # the comparison is between the two algorithms (setup.py may compile the installed one).
+    after = load_module(REPO / MODULE_PATH, "operation_after")
 
     with tempfile.TemporaryDirectory() as tmp:
         before = load_before(args.ref, args.before, Path(tmp))

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codesphere.build import core_build
 from codesphere.client.state import ClientDocument
 from codesphere.core.changes import ContentChange
 from codesphere.core.document import Document
@@ -195,7 +196,12 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(
-            {"python": sys.version.split()[0], "machine": platform.machine(), "rows": rows},
+            {
+                "python": sys.version.split()[0],
+                "machine": platform.machine(),
+                "core": core_build(),
+                "rows": rows,
+            },
             indent=2,
         )
         + "\n"

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from codesphere.build import core_build
 from codesphere.core.document import Document
 from codesphere.core.operation import TextOperation
 
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "trace_replay",
         "python": platform.python_version(),
+        "core": core_build(),
         "implementation": platform.python_implementation(),
         "machine": platform.machine(),
         "repeat": args.repeat,

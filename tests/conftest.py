@@ -9,10 +9,29 @@ from pathlib import Path
 import pytest
 
 from codesphere.app.server import RunningServer, start_server
+from codesphere.build import core_build, stale_modules
 from tests.tokens import TEST_SECRET
 
 #: Multiplies every timeout in the tests (raise it on a slow machine).
 TIMEOUT_SCALE = float(os.environ.get("CODESPHERE_TIMEOUT_SCALE", "1"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled core that no longer matches its sources."""
+    stale = stale_modules()
+    if stale:
+        pytest.exit(
+            f"{', '.join(stale)}: the compiled module is older than its source, so the tests"
+            " would not run the edit. Rebuild with `make` (or `pip install -e .`).",
+            returncode=4,
+        )
+    expected = os.environ.get("CODESPHERE_EXPECT_CORE")
+    if expected and core_build() != expected:
+        pytest.exit(f"expected the {expected} sync core, found {core_build()}", returncode=4)
+
+
+def pytest_report_header() -> str:
+    return f"codesphere sync core: {core_build()}"
 
 
 def timeout(seconds: float) -> float:

@@ -24,6 +24,7 @@ from codesphere.app.hub import new_id, stored_text_at
 from codesphere.app.limits import Limits
 from codesphere.app.rooms import PALETTE
 from codesphere.app.server import DB_NAME, RunningServer, start_server
+from codesphere.build import core_build
 from codesphere.cli_common import data_dir_option, run_with_storage, when
 from codesphere.cli_tokens import token
 from codesphere.core.document import normalize_eol
@@ -155,6 +156,11 @@ async def _serve(
     click.echo(f"CodeSphere {__version__} is listening on {server.http_url}")
     click.echo(f"Clients connect to {server.url}")
     click.echo(f"Data is kept in {data_dir.resolve()}")
+    if core_build() != "compiled":
+        click.echo(
+            f"Note: the sync core runs as {core_build()} Python, with about twice the CPU per"
+            " edit; install with a C compiler to compile it (see setup.py)."
+        )
     click.echo("Create a room with: codesphere room create NAME --data-dir " + str(data_dir))
     try:
         if owner_link:

@@ -36,9 +36,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from codesphere.core.errors import OperationError
 
 
+# A subclass of str cannot be a compiled (native) class; it stays a plain Python class.
+@mypyc_attr(native_class=False)
 class Delete(str):
     """A deletion component: the text it removes."""
 
@@ -481,13 +485,9 @@ def _base_span(comps: list[Any], i: int, n: int) -> tuple[int, int, int]:
     return end, used, kept
 
 
-#: Makes an instance without running __init__, whose fields _make sets anyway.
-_new = object.__new__
-
-
 def _make(components: list[Component], base_length: int, target_length: int) -> TextOperation:
     """An operation from already canonical components and their lengths."""
-    op: TextOperation = _new(TextOperation)
+    op = TextOperation()
     op.components = components
     op.base_length = base_length
     op.target_length = target_length
