@@ -7,9 +7,11 @@ Threading model:
   future. The thread blocks on the queue, drains every queued request (up to
   :data:`MAX_BATCH`), runs each inside its own ``SAVEPOINT`` (a lone request
   needs none) within a single transaction, commits once (*group commit*), then
-  resolves all the batch's futures with one ``loop.call_soon_threadsafe``. A request that fails (for
-  example a :class:`~codesphere.storage.base.RevisionConflict`) is rolled back
-  to its savepoint alone; the rest of the batch still commits.
+  resolves all the batch's futures with one ``loop.call_soon_threadsafe``. A request that fails
+  (for example a :class:`~codesphere.storage.base.RevisionConflict`) is rolled back
+  to its savepoint alone; the rest of the batch still commits. While the event loop is busy,
+  the writer first sleeps a moment so that more requests share the commit (see
+  :mod:`~codesphere.storage.commit_window`).
 * **One reader thread** owns a read-only connection. Each read runs in its own
   read transaction, so multi-statement reads see one consistent snapshot, and
   every read sees all writes whose futures have already resolved.
@@ -31,6 +33,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ from codesphere.storage.base import (
     StorageError,
     StoredDocument,
 )
+from codesphere.storage.commit_window import CommitWindow
 
 __all__ = ["MAX_BATCH", "SqliteStorage"]
 
@@ -109,6 +113,8 @@ class SqliteStorage:
         self._commit_count = 0
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
+        #: How long the writer waits for more writes to share a commit (group commit).
+        self.commit_window = CommitWindow()
 
     @property
     def commit_count(self) -> int:
@@ -262,6 +268,7 @@ class SqliteStorage:
             raise StorageError(f"storage is not open (state {self._state!r})")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self.commit_window.observe()
         self._queue.put(_Write(fn, loop, future))
         return await future
 
@@ -271,6 +278,11 @@ class SqliteStorage:
             while not stopping:
                 item = self._queue.get()
                 batch: list[_Write] = []
+                # Under load, let more writes queue up to share the commit. Sleeping rather
+                # than waiting on the queue spares the loop thread a wake-up per write.
+                wait = self.commit_window.seconds
+                if wait and item is not None:
+                    time.sleep(wait)
                 while item is not None:
                     batch.append(item)
                     if len(batch) >= MAX_BATCH:

@@ -1,0 +1,67 @@
+"""Group commit under load: how long a write waits for others to share its commit.
+
+A commit costs about the same whatever it carries: the write-ahead-log append, SQLite's file
+locks, handing the outcome back to the event loop. When the event loop has time to spare, a
+write commits at once. When the loop is busy, an edit that waits a little for the next ones
+shares one commit with them, and the clients, whose acknowledgements then come a little later,
+gather more keystrokes into each request: both cut the CPU spent per keystroke, which is what a
+busy server is short of.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["CommitWindow"]
+
+WINDOW_S: Final = 0.002
+"""How long the first write of a group waits for others while the loop is busy."""
+
+BUSY_ABOVE: Final = 0.75
+"""Share of a sampling period the loop thread spent on the CPU that turns grouping on."""
+
+IDLE_BELOW: Final = 0.5
+"""Share below which grouping turns off again (lower than BUSY_ABOVE so it does not flap)."""
+
+PERIOD_S: Final = 0.1
+"""How often the loop thread's CPU use is sampled."""
+
+
+class CommitWindow:
+    """The writer's wait for company, following how busy the event loop thread is.
+
+    :meth:`observe` runs on the event loop thread (with each write it queues), so it can read
+    that thread's CPU time; the writer thread only reads :attr:`seconds`.
+    """
+
+    def __init__(
+        self,
+        window_s: float = WINDOW_S,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.thread_time,
+    ) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._cpu = cpu
+        # The first sample is taken by the first observe(), on the loop thread.
+        self._sampled_at: float | None = None
+        self._sampled_cpu = 0.0
+        #: The current wait: ``window_s`` while the loop is busy, else 0.
+        self.seconds = 0.0
+
+    def observe(self) -> None:
+        """Sample the calling (event loop) thread's load, at most once per period."""
+        now = self._clock()
+        if self._sampled_at is not None:
+            elapsed = now - self._sampled_at
+            if elapsed < PERIOD_S:
+                return
+            busy = (self._cpu() - self._sampled_cpu) / elapsed
+            if busy > BUSY_ABOVE:
+                self.seconds = self.window_s
+            elif busy < IDLE_BELOW:
+                self.seconds = 0.0
+        self._sampled_at, self._sampled_cpu = now, self._cpu()
