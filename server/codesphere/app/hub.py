@@ -228,20 +228,27 @@ class Hub:
         record = OpRecord(
             entry.revision, entry.author, entry.timestamp, entry.op.to_json(), entry.seq, member
         )
+        # Until its acknowledgement, the author drops server edits, and the acknowledgement
+        # brings it to this revision (protocol.md §6.3): edits up to here are not sent to it.
+        doc.acking[author] = entry.revision
         try:
             await self.sequencer.append(room.id, doc.id, entry.revision - 1, [record])
         except StorageError:
             log.exception("could not store revision %d of a document", entry.revision)
             self.unload(room)
             raise RpcError(-32603, "the edit could not be stored; reconnect and resend") from None
+        finally:
+            # The caller sends the acknowledgement before anything else can run.
+            doc.acking.pop(author, None)
         doc.mark_durable(entry.revision)
         doc.revision = entry.revision
         self.touch(room)
         if snapshot is not None:
             self.spawn(self.storage.save_snapshot(room.id, doc.id, entry.revision, snapshot))
+        acking = doc.acking
         for sub in doc.subscribers:
             frame = frames.get(sub.encoding)
-            if frame is not None and sub is not author:
+            if frame is not None and sub is not author and acking.get(sub, 0) < entry.revision:
                 sub.transport.write_frame(frame)
 
     def unload(self, room: RoomState) -> None:

@@ -78,6 +78,8 @@ class DocState:
     load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Revisions committed in memory whose append to storage has not finished yet.
     durable: int = 0
+    # Subscribers waiting for the acknowledgement of an edit, by the revision it brings them to.
+    acking: dict[Connection, int] = field(default_factory=dict)
     durable_waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
     def info(self) -> dict[str, Any]:
