@@ -128,6 +128,8 @@ class LeanClient:
         self.docs: dict[str, ClientDocument] = {}
         self.encoding: Encoding = "utf-16"
         self.on_remote: Callable[[dict[str, Any], float], None] | None = None
+        #: Called with every acknowledgement's catchUp, applied or not, and when it arrived.
+        self.on_catch_up: Callable[[list[dict[str, Any]], float], None] | None = None
         self.resyncing: set[str] = set()
         self.resyncs = 0
 
@@ -177,6 +179,8 @@ class LeanClient:
                 if doc.path in self.resyncing:
                     return  # an answer to an edit abandoned by the resync
                 result = message["result"]
+                if self.on_catch_up is not None:
+                    self.on_catch_up(result["catchUp"], now)
                 doc.on_ack(result["revision"], [_change(c) for c in result["catchUp"]])
                 if not doc.unacked:
                     self._send_unsent(doc)  # what was typed while the edit was in flight
