@@ -1,4 +1,4 @@
-"""Group commit under load: writes wait for company only while the event loop is busy."""
+"""Group commit under load: writes wait for company only while the server is busy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from codesphere.storage.commit_window import BUSY_ABOVE, IDLE_BELOW, PERIOD_S, C
 
 
 class Meter:
-    """A fake clock and a fake thread CPU clock, moved by hand."""
+    """A fake clock and a fake process CPU clock, moved by hand."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -26,10 +26,10 @@ def window(meter: Meter) -> CommitWindow:
     return CommitWindow(0.002, clock=lambda: meter.now, cpu=lambda: meter.cpu)
 
 
-def test_grouping_turns_on_when_the_loop_is_busy_and_off_when_it_is_idle() -> None:
+def test_grouping_turns_on_when_the_server_is_busy_and_off_when_it_is_idle() -> None:
     meter = Meter()
     w = window(meter)
-    w.observe()  # the first sample only records where the loop thread is
+    w.observe()  # the first sample only records where the CPU clock is
     assert w.seconds == 0.0
     meter.spend(PERIOD_S * 1.2, BUSY_ABOVE + 0.1)
     w.observe()
@@ -79,7 +79,7 @@ async def test_writes_that_arrive_while_busy_share_one_commit(tmp_path: Path) ->
         for i in range(12):
             doc = DocumentRecord("r", f"d{i}", f"{i}.txt", "\n", 1.0, 0)
             await storage.create_document(doc, "")
-        # A loop thread that is always busy: its CPU clock runs with the wall clock.
+        # A server that is always busy: its CPU clock runs with the wall clock.
         storage.commit_window = CommitWindow(0.25, cpu=time.monotonic)
         storage.commit_window.observe()
         await asyncio.sleep(PERIOD_S * 1.2)
@@ -109,7 +109,7 @@ async def test_an_idle_server_commits_each_write_at_once(tmp_path: Path) -> None
         await storage.create_room(RoomRecord("r", "room", 1.0, 1.0))
         await storage.create_document(DocumentRecord("r", "d", "a.txt", "\n", 1.0, 0), "")
         storage.commit_window = CommitWindow(30.0)  # would stall every write if it applied
-        await asyncio.sleep(PERIOD_S * 1.2)  # a quiet loop: the next sample finds it idle
+        await asyncio.sleep(PERIOD_S * 1.2)  # a quiet server: the next sample finds it idle
         before = storage.commit_count
         for revision in range(1, 6):
             await asyncio.wait_for(

@@ -1,11 +1,11 @@
 """Group commit under load: how long a write waits for others to share its commit.
 
 A commit costs about the same whatever it carries: the write-ahead-log append, SQLite's file
-locks, handing the outcome back to the event loop. When the event loop has time to spare, a
-write commits at once. When the loop is busy, an edit that waits a little for the next ones
-shares one commit with them, and the clients, whose acknowledgements then come a little later,
-gather more keystrokes into each request: both cut the CPU spent per keystroke, which is what a
-busy server is short of.
+locks, handing the outcome back to the event loop. When the server has CPU to spare, a write
+commits at once. When it is busy, an edit that waits a little for the next ones shares one
+commit with them, and the clients, whose acknowledgements then come a little later, gather more
+keystrokes into each request: both cut the CPU spent per keystroke, which is what a busy server
+is short of.
 """
 
 from __future__ import annotations
@@ -17,23 +17,25 @@ from typing import Final
 __all__ = ["CommitWindow"]
 
 WINDOW_S: Final = 0.002
-"""How long the first write of a group waits for others while the loop is busy."""
+"""How long the first write of a group waits for others while the server is busy."""
 
 BUSY_ABOVE: Final = 0.75
-"""Share of a sampling period the loop thread spent on the CPU that turns grouping on."""
+"""CPU the server process used, in cores, over a sampling period, that turns grouping on.
+
+The event loop runs on one core, and the writer thread shares it when the server is pinned to
+one: three quarters of a core is close to the most such a server can do."""
 
 IDLE_BELOW: Final = 0.5
 """Share below which grouping turns off again (lower than BUSY_ABOVE so it does not flap)."""
 
 PERIOD_S: Final = 0.1
-"""How often the loop thread's CPU use is sampled."""
+"""How often the process's CPU use is sampled."""
 
 
 class CommitWindow:
-    """The writer's wait for company, following how busy the event loop thread is.
+    """The writer's wait for company, following how busy the server process is.
 
-    :meth:`observe` runs on the event loop thread (with each write it queues), so it can read
-    that thread's CPU time; the writer thread only reads :attr:`seconds`.
+    :meth:`observe` runs with each write queued; the writer thread only reads :attr:`seconds`.
     """
 
     def __init__(
@@ -41,19 +43,19 @@ class CommitWindow:
         window_s: float = WINDOW_S,
         *,
         clock: Callable[[], float] = time.monotonic,
-        cpu: Callable[[], float] = time.thread_time,
+        cpu: Callable[[], float] = time.process_time,
     ) -> None:
         self.window_s = window_s
         self._clock = clock
         self._cpu = cpu
-        # The first sample is taken by the first observe(), on the loop thread.
+        # The first sample is taken by the first observe().
         self._sampled_at: float | None = None
         self._sampled_cpu = 0.0
-        #: The current wait: ``window_s`` while the loop is busy, else 0.
+        #: The current wait: ``window_s`` while the server is busy, else 0.
         self.seconds = 0.0
 
     def observe(self) -> None:
-        """Sample the calling (event loop) thread's load, at most once per period."""
+        """Sample the process's load, at most once per period."""
         now = self._clock()
         if self._sampled_at is not None:
             elapsed = now - self._sampled_at

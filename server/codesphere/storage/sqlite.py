@@ -9,8 +9,8 @@ Threading model:
   needs none) within a single transaction, commits once (*group commit*), then
   resolves all the batch's futures with one ``loop.call_soon_threadsafe``. A request that fails
   (for example a :class:`~codesphere.storage.base.RevisionConflict`) is rolled back
-  to its savepoint alone; the rest of the batch still commits. While the event loop is busy,
-  the writer first sleeps a moment so that more requests share the commit (see
+  to its savepoint alone; the rest of the batch still commits. While the server is busy, the
+  writer first sleeps a moment so that more requests share the commit (see
   :mod:`~codesphere.storage.commit_window`).
 * **One reader thread** owns a read-only connection. Each read runs in its own
   read transaction, so multi-statement reads see one consistent snapshot, and
