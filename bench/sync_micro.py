@@ -5,8 +5,8 @@ into one document at a fixed rate each, at their own cursors, keeping one edit i
 gathering what is typed meanwhile, as the load benchmark's clients do. Messages take a fixed
 one-way delay. The server side is what ``did_change`` and ``Hub.commit`` run for every edit:
 :meth:`DocumentSync.change` and the broadcast's ``contentChanges`` (one sweep for every encoding
-in use). Only that server-side work is timed, so the figure is the pure-Python core's share of
-the CPU per edit that ``bench/load.py`` measures end to end.
+in use). Only that server-side work is timed, so the figure is the core's share of the CPU per
+edit that ``bench/load.py`` measures end to end (the JSON records whether the core ran compiled).
 
 The simulation is seeded and needs no network, so two versions of the core can be compared:
 run it before and after a change. Every client must end with the server's text. On a busy
