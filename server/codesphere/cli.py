@@ -156,10 +156,11 @@ async def _serve(
     click.echo(f"CodeSphere {__version__} is listening on {server.http_url}")
     click.echo(f"Clients connect to {server.url}")
     click.echo(f"Data is kept in {data_dir.resolve()}")
-    if core_build() != "compiled":
+    build = core_build()
+    if build != "compiled":
         click.echo(
-            f"Note: the sync core runs as {core_build()} Python, with about twice the CPU per"
-            " edit; install with a C compiler to compile it (see setup.py)."
+            f"Note: the sync core is {'only partly' if build == 'mixed' else 'not'} compiled, so"
+            " every edit costs more CPU; reinstall with a C compiler to compile it (setup.py)."
         )
     click.echo("Create a room with: codesphere room create NAME --data-dir " + str(data_dir))
     try:
