@@ -93,9 +93,9 @@ async def test_writes_that_arrive_while_busy_share_one_commit(tmp_path: Path) ->
             tasks.append(asyncio.create_task(edit(i)))
             await asyncio.sleep(0.002)  # each in a later loop turn than the one before
         await asyncio.gather(*tasks)
-        # The first write's commit waited a quarter second: the other eleven joined it (the
-        # writer may already have been between batches when the first came: two at most).
-        assert storage.commit_count - before <= 2
+        # The first write commits at once; the writer then waits a quarter second, and the
+        # other eleven share the next commit (or two, on a machine that stalls this test).
+        assert 2 <= storage.commit_count - before <= 3
         for i in range(12):
             assert (await storage.load_document("r", f"d{i}")).record.revision == 1
     finally:

@@ -278,11 +278,6 @@ class SqliteStorage:
             while not stopping:
                 item = self._queue.get()
                 batch: list[_Write] = []
-                # Under load, let more writes queue up to share the commit. Sleeping rather
-                # than waiting on the queue spares the loop thread a wake-up per write.
-                wait = self.commit_window.seconds
-                if wait and item is not None:
-                    time.sleep(wait)
                 while item is not None:
                     batch.append(item)
                     if len(batch) >= MAX_BATCH:
@@ -299,6 +294,13 @@ class SqliteStorage:
                     except Exception as exc:  # keep the thread alive whatever happens
                         outcomes = self._abort_batch(conn, batch, exc)
                     _deliver(outcomes)
+                # Under load, let the next writes queue up for a moment to share a commit.
+                # Sleeping here, rather than waiting on the queue, means that while the load
+                # lasts the queue is never empty when this thread comes back for it, so no
+                # write has to wake it (a write after a quiet spell commits at once).
+                wait = self.commit_window.seconds
+                if wait and not stopping:
+                    time.sleep(wait)
         finally:
             conn.close()
 
