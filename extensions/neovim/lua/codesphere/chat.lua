@@ -21,10 +21,7 @@ local current = nil
 --- The chat buffer; it outlives sessions (a new join shows the new room's chat in it).
 local chat_buf = nil
 
-local function notify(msg, level)
-  vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
-end
-
+local notify = require('codesphere.connection').notify
 local errmsg = require('codesphere.connection').errmsg
 
 --- Text for a buffer line: no control characters but tabs.

@@ -28,6 +28,11 @@ function M.backoff(failures)
   return math.floor(base * (0.8 + 0.4 * math.random()))
 end
 
+--- Shows `msg` to the user, marked as CodeSphere's (INFO unless `level` says otherwise).
+function M.notify(msg, level)
+  vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
+end
+
 function M.errmsg(err)
   if type(err) == 'table' then
     local code = err.code and (' (' .. tostring(err.code) .. ')') or ''

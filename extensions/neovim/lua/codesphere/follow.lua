@@ -22,9 +22,7 @@ Follow.__index = Follow
 --- The follower of the current session (the one on_key stops).
 local current = nil
 
-local function notify(msg, level)
-  vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
-end
+local notify = require('codesphere.connection').notify
 
 -- Keys that are not the user acting in the window: events Neovim passes as keys, and the
 -- scroll wheel (which only looks around, as in the web page).

@@ -34,8 +34,13 @@ M.config = vim.deepcopy(defaults)
 --- The current session (codesphere.session), or nil.
 M.session = nil
 
-local function notify(msg, level)
-  vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
+local notify = require('codesphere.connection').notify
+
+--- The default `done` of a command: shows its error, if any.
+local function report(err)
+  if err then
+    notify(err, vim.log.levels.ERROR)
+  end
 end
 
 local function redraw_status()
@@ -93,11 +98,7 @@ end
 
 --- Joins the room of `link` (http://host:port/#token=T&room=R). `done(err)` is optional.
 function M.join(link, done)
-  done = done or function(err)
-    if err then
-      notify(err, vim.log.levels.ERROR)
-    end
-  end
+  done = done or report
   local parsed, perr = require('codesphere.link').parse(link)
   if not parsed then
     return done(perr)
@@ -311,11 +312,7 @@ end
 
 --- :CodeSphereChat: with `text`, sends it; without, opens the chat window.
 function M.chat(text, done)
-  done = done or function(err)
-    if err then
-      notify(err, vim.log.levels.ERROR)
-    end
-  end
+  done = done or report
   if not (joined_session() and M.chat_panel) then
     return done('not in a room (use :CodeSphereJoin {link})')
   end

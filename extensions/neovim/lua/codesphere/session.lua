@@ -14,10 +14,7 @@ local M = {}
 local Session = {}
 Session.__index = Session
 
-local function notify(msg, level)
-  vim.notify('CodeSphere: ' .. msg, level or vim.log.levels.INFO)
-end
-
+local notify = connection.notify
 local errmsg = connection.errmsg
 
 local function random_client_id()
