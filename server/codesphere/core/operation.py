@@ -424,7 +424,7 @@ class TextOperation:
 _COPY_RUN_RATIO = 4
 
 
-def _output_span(comps: list[Any], i: int, n: int) -> tuple[int, int]:
+def _output_span(comps: list[Component], i: int, n: int) -> tuple[int, int]:
     """The run of whole components from ``comps[i]`` on that produces at most ``n`` code points.
 
     compose copies such a run unchanged under one of the second operation's retains. It ends
@@ -438,21 +438,20 @@ def _output_span(comps: list[Any], i: int, n: int) -> tuple[int, int]:
     used = total = 0
     for j in range(i, len(comps)):
         c = comps[j]
-        t = type(c)
-        if t is int:
+        if isinstance(c, int):
             total += c
             if total > n:
                 break
             end = j + 1
             used = total
-        elif t is str:
+        elif type(c) is str:
             total += len(c)
             if total > n:
                 break
     return end, used
 
 
-def _base_span(comps: list[Any], i: int, n: int) -> tuple[int, int, int]:
+def _base_span(comps: list[Component], i: int, n: int) -> tuple[int, int, int]:
     """The run of whole components from ``comps[i]`` on that covers at most ``n`` of the base.
 
     transform copies such a run of ``a`` unchanged into ``a'`` under one of ``b``'s retains. It
@@ -467,8 +466,7 @@ def _base_span(comps: list[Any], i: int, n: int) -> tuple[int, int, int]:
     used = kept = total = keep = 0
     for j in range(i, len(comps)):
         c = comps[j]
-        t = type(c)
-        if t is int:
+        if isinstance(c, int):
             total += c
             if total > n:
                 break
@@ -476,7 +474,7 @@ def _base_span(comps: list[Any], i: int, n: int) -> tuple[int, int, int]:
             end = j + 1
             used = total
             kept = keep
-        elif t is str:
+        elif type(c) is str:
             keep += len(c)
         else:
             total += len(c)
