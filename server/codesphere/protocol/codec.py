@@ -235,13 +235,13 @@ def op_json_changes(op: TextOperation, base: str, encoding: Encoding) -> list[di
     An acknowledgement's catch-up for a client that types without pause lists every place the
     others typed since it last paused: no intermediate content changes are made for it.
     """
-    position = LineSweep(base).position
+    sweep = LineSweep(base)
     out: list[dict[str, Any]] = []
     for offset, deleted, inserted in op.splices():
-        line, character = position(offset, encoding)
+        line, character = sweep.position(offset, encoding)
         start = {"line": line, "character": character}
         if deleted:
-            line, character = position(offset + len(deleted), encoding)
+            line, character = sweep.position(offset + len(deleted), encoding)
             end = {"line": line, "character": character}
         else:
             end = start
