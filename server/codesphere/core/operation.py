@@ -33,8 +33,8 @@ independently. ``compose(a, b)`` is the single operation that does ``a`` then ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -292,129 +292,152 @@ class TextOperation:
         # ``other`` walks the text ``self`` produces: each of its retains and deletes uses up
         # that many code points of self's retains and inserts, while self's deletes produce
         # nothing and pass straight through. So the loop runs over other's components and
-        # pulls self's along; ``a`` is what is left of self's current component.
-        ca: list[Any] = self.components
-        cb: list[Any] = other.components
-        n_a = len(ca)
-        a: Any = ca[0] if n_a else None
+        # pulls self's along: ``kind`` and ``a_n`` (a retain) or ``a_s`` (an insert's or a
+        # delete's text) are what is left of self's current component.
+        ca = self.components
+        cb = other.components
+        kind, a_n, a_s = _component(ca, 0)
         i = 1  # index of self's next component
         # When self has many more components than other, other's retains span many of them:
         # those are copied over as one slice (see _output_span) instead of one at a time.
-        copy_runs = n_a > _COPY_RUN_RATIO * len(cb)
+        copy_runs = len(ca) > _COPY_RUN_RATIO * len(cb)
         # The result so far: finished components in ``out``, then either a pending retain
         # ``r`` or a pending gap of inserted text ``gi`` and deleted text ``gd``, never both.
         out: list[Component] = []
-        append = out.append
         r = 0
         gi = ""
-        gd: str = ""
+        gd = ""
         for b in cb:
-            tb = type(b)
-            if tb is str:
-                if r:
-                    append(r)
-                    r = 0
-                gi += b
-                continue
-            if tb is int:
+            if isinstance(b, int):
                 # other keeps ``n`` code points: self's components there carry over as they
                 # are (an insert of self's text stays an insert).
-                n: int = b
+                n = b
                 while True:
-                    ta = type(a)
-                    if ta is int:
+                    if kind == _RETAIN:
                         if gi or gd:
-                            _close_gap(append, gi, gd)
+                            _close_gap(out, gi, gd)
                             gi = gd = ""
-                        if a > n:
+                        if a_n > n:
                             r += n
-                            a -= n
+                            a_n -= n
                             break
-                        r += a
-                        n -= a
+                        r += a_n
+                        n -= a_n
                         if copy_runs and n:
                             end, used = _output_span(ca, i, n)
                             if end > i:
-                                append(r)
+                                out.append(r)
                                 out.extend(ca[i : end - 1])
-                                r = ca[end - 1]
+                                r = _retained(ca[end - 1])
                                 n -= used
                                 i = end
-                    elif ta is str:
+                    elif kind == _INSERT:
                         if r:
-                            append(r)
+                            out.append(r)
                             r = 0
-                        la = len(a)
+                        la = len(a_s)
                         if la > n:
-                            gi += a[:n]
-                            a = a[n:]
+                            gi += a_s[:n]
+                            a_s = a_s[n:]
                             break
-                        gi += a
+                        gi += a_s
                         n -= la
-                    elif ta is Delete:
+                    elif kind == _DELETE:
                         if r:
-                            append(r)
+                            out.append(r)
                             r = 0
-                        gd = gd + a if gd else a
+                        gd = gd + a_s if gd else a_s
                     else:
                         raise OperationError("compose: operations have different lengths")
-                    a = ca[i] if i < n_a else None
+                    kind, a_n, a_s = _component(ca, i)
                     i += 1
                     if not n:
                         break
+            elif type(b) is str:
+                if r:
+                    out.append(r)
+                    r = 0
+                gi += b
             else:
                 # other deletes ``n`` code points, from offset ``k`` of its deleted text on:
                 # what self kept there is now deleted, what self inserted there never was.
                 n = len(b)
                 k = 0
                 while True:
-                    ta = type(a)
-                    if ta is int:
+                    if kind == _RETAIN:
                         if r:
-                            append(r)
+                            out.append(r)
                             r = 0
-                        if a > n:
+                        if a_n > n:
                             piece = b[k:] if k else b
                             gd = gd + piece if gd else piece
-                            a -= n
+                            a_n -= n
                             break
-                        piece = b[k : k + a]
+                        piece = b[k : k + a_n]
                         gd = gd + piece if gd else piece
-                        n -= a
-                        k += a
-                    elif ta is str:
-                        la = len(a)
+                        n -= a_n
+                        k += a_n
+                    elif kind == _INSERT:
+                        la = len(a_s)
                         if la > n:
-                            a = a[n:]
+                            a_s = a_s[n:]
                             break
                         n -= la
                         k += la
-                    elif ta is Delete:
+                    elif kind == _DELETE:
                         if r:
-                            append(r)
+                            out.append(r)
                             r = 0
-                        gd = gd + a if gd else a
+                        gd = gd + a_s if gd else a_s
                     else:
                         raise OperationError("compose: operations have different lengths")
-                    a = ca[i] if i < n_a else None
+                    kind, a_n, a_s = _component(ca, i)
                     i += 1
                     if not n:
                         break
         # What other did not reach can only be self's final deletes.
-        while type(a) is Delete:
+        while kind == _DELETE:
             if r:
-                append(r)
+                out.append(r)
                 r = 0
-            gd = gd + a if gd else a
-            a = ca[i] if i < n_a else None
+            gd = gd + a_s if gd else a_s
+            kind, a_n, a_s = _component(ca, i)
             i += 1
-        if a is not None:
+        if kind != _END:
             raise OperationError("compose: operations have different lengths")
         if r:
-            append(r)
+            out.append(r)
         elif gi or gd:
-            _close_gap(append, gi, gd)
+            _close_gap(out, gi, gd)
         return _make(out, self.base_length, other.target_length)
+
+
+#: The kinds of component, as :func:`_component` tells them apart.
+_RETAIN: Final = 0
+_INSERT: Final = 1
+_DELETE: Final = 2
+_END: Final = 3
+
+
+def _component(comps: list[Component], i: int) -> tuple[int, int, str]:
+    """Component ``i`` of ``comps`` as ``(kind, retained length, text)``; ``_END`` past the last.
+
+    compose and transform keep what is left of the current component in one variable per
+    kind rather than one of several types, which the compiled core holds unboxed; a delete's
+    text stays the :class:`Delete` itself, so that a whole one can be reused.
+    """
+    if i >= len(comps):
+        return _END, 0, ""
+    c = comps[i]
+    if isinstance(c, int):
+        return _RETAIN, c, ""
+    return (_INSERT if type(c) is str else _DELETE), 0, c
+
+
+def _retained(c: Component) -> int:
+    """The length of a component known to be a retain."""
+    assert isinstance(c, int)
+    return c
 
 
 #: compose and transform copy whole runs of the first operation's components when it has more
@@ -492,7 +515,7 @@ def _make(components: list[Component], base_length: int, target_length: int) -> 
     return op
 
 
-def _close_gap(append: Callable[[Component], None], inserted: str, deleted: str) -> None:
+def _close_gap(out: list[Component], inserted: str, deleted: str) -> None:
     """Write out a finished gap between retains: its insert, then its delete.
 
     compose and transform build a result as finished components followed by either a
@@ -503,9 +526,9 @@ def _close_gap(append: Callable[[Component], None], inserted: str, deleted: str)
     components, which is reused rather than copied.
     """
     if inserted:
-        append(inserted)
+        out.append(inserted)
     if deleted:
-        append(deleted if type(deleted) is Delete else Delete(deleted))
+        out.append(deleted if type(deleted) is Delete else Delete(deleted))
 
 
 def transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOperation]:
@@ -518,173 +541,167 @@ def transform(a: TextOperation, b: TextOperation) -> tuple[TextOperation, TextOp
     if a.base_length != b.base_length:
         raise OperationError("transform: operations apply to different texts")
     # Both walk the same base text. The loop runs over b's components and pulls a's along;
-    # ``x`` is what is left of a's current component. An insert on either side becomes a
-    # retain on the other; a's insert goes first when both insert at one place, so a's
-    # pending insert is always handled before anything of b's at the same place.
-    ca: list[Any] = a.components
-    cb: list[Any] = b.components
-    n_a = len(ca)
-    x: Any = ca[0] if n_a else None
+    # ``kind`` and ``x_n`` or ``x_s`` are what is left of a's current component (see
+    # compose). An insert on either side becomes a retain on the other; a's insert goes first
+    # when both insert at one place, so a's pending insert is always handled before anything
+    # of b's at the same place.
+    ca = a.components
+    cb = b.components
+    kind, x_n, x_s = _component(ca, 0)
     i = 1  # index of a's next component
     # As in compose: when a has many more components than b, a's components under one of b's
     # retains are copied into a' as one slice (see _base_span).
-    copy_runs = n_a > _COPY_RUN_RATIO * len(cb)
+    copy_runs = len(ca) > _COPY_RUN_RATIO * len(cb)
     # a' and b' are built as in compose (see _close_gap): finished components, then a pending
     # retain or a pending gap.
     out_a: list[Component] = []
     out_b: list[Component] = []
-    put_a = out_a.append
-    put_b = out_b.append
     ra = rb = 0
     ia = da = ib = db = ""
     both = 0  # code points both delete, which the result lacks only once
     for y in cb:
-        ty = type(y)
-        if ty is str:
-            while type(x) is str:
-                # a' inserts x, b' keeps it (then y goes after it).
-                if ra:
-                    put_a(ra)
-                    ra = 0
-                ia += x
-                if ib or db:
-                    _close_gap(put_b, ib, db)
-                    ib = db = ""
-                rb += len(x)
-                x = ca[i] if i < n_a else None
-                i += 1
-            # a' keeps y, b' inserts it.
-            if ia or da:
-                _close_gap(put_a, ia, da)
-                ia = da = ""
-            ra += len(y)
-            if rb:
-                put_b(rb)
-                rb = 0
-            ib += y
-            continue
-        if ty is int:
+        if isinstance(y, int):
             # b keeps ``n`` code points: a's components there carry over into a' as they are,
             # and b' keeps whatever a kept or inserted there (``keep``, added at the end).
-            n: int = y
+            n = y
             keep = 0
             while True:
-                tx = type(x)
-                if tx is int:
+                if kind == _RETAIN:
                     if ia or da:
-                        _close_gap(put_a, ia, da)
+                        _close_gap(out_a, ia, da)
                         ia = da = ""
-                    if x > n:
+                    if x_n > n:
                         ra += n
                         keep += n
-                        x -= n
+                        x_n -= n
                         break
-                    ra += x
-                    keep += x
-                    n -= x
+                    ra += x_n
+                    keep += x_n
+                    n -= x_n
                     if copy_runs and n:
                         end, used, kept = _base_span(ca, i, n)
                         if end > i:
-                            put_a(ra)
+                            out_a.append(ra)
                             out_a.extend(ca[i : end - 1])
-                            ra = ca[end - 1]
+                            ra = _retained(ca[end - 1])
                             n -= used
                             keep += kept
                             i = end
-                elif tx is str:
+                elif kind == _INSERT:
                     if ra:
-                        put_a(ra)
+                        out_a.append(ra)
                         ra = 0
-                    ia += x
-                    keep += len(x)
-                elif tx is Delete:
+                    ia += x_s
+                    keep += len(x_s)
+                elif kind == _DELETE:
                     if ra:
-                        put_a(ra)
+                        out_a.append(ra)
                         ra = 0
-                    lx = len(x)
+                    lx = len(x_s)
                     if lx > n:
-                        da += x[:n]
-                        x = Delete(x[n:])
+                        da += x_s[:n]
+                        x_s = x_s[n:]
                         break
-                    da = da + x if da else x
+                    da = da + x_s if da else x_s
                     n -= lx
                 else:
                     raise OperationError("transform: operations have different lengths")
-                x = ca[i] if i < n_a else None
+                kind, x_n, x_s = _component(ca, i)
                 i += 1
                 if not n:
                     break
             if keep:
                 if ib or db:
-                    _close_gap(put_b, ib, db)
+                    _close_gap(out_b, ib, db)
                     ib = db = ""
                 rb += keep
+        elif type(y) is str:
+            while kind == _INSERT:
+                # a' inserts x, b' keeps it (then y goes after it).
+                if ra:
+                    out_a.append(ra)
+                    ra = 0
+                ia += x_s
+                if ib or db:
+                    _close_gap(out_b, ib, db)
+                    ib = db = ""
+                rb += len(x_s)
+                kind, x_n, x_s = _component(ca, i)
+                i += 1
+            # a' keeps y, b' inserts it.
+            if ia or da:
+                _close_gap(out_a, ia, da)
+                ia = da = ""
+            ra += len(y)
+            if rb:
+                out_b.append(rb)
+                rb = 0
+            ib += y
         else:
             # b deletes ``n`` code points, from offset ``k`` of its deleted text on: b' deletes
             # what a kept there, a' drops what a deleted there too, and a's inserts survive.
             n = len(y)
             k = 0
             while True:
-                tx = type(x)
-                if tx is int:
+                if kind == _RETAIN:
                     if rb:
-                        put_b(rb)
+                        out_b.append(rb)
                         rb = 0
-                    if x > n:
+                    if x_n > n:
                         piece = y[k:] if k else y
                         db = db + piece if db else piece
-                        x -= n
+                        x_n -= n
                         break
-                    piece = y[k : k + x]
+                    piece = y[k : k + x_n]
                     db = db + piece if db else piece
-                    n -= x
-                    k += x
-                elif tx is str:
+                    n -= x_n
+                    k += x_n
+                elif kind == _INSERT:
                     if ra:
-                        put_a(ra)
+                        out_a.append(ra)
                         ra = 0
-                    ia += x
+                    ia += x_s
                     if ib or db:
-                        _close_gap(put_b, ib, db)
+                        _close_gap(out_b, ib, db)
                         ib = db = ""
-                    rb += len(x)
-                elif tx is Delete:
-                    lx = len(x)
+                    rb += len(x_s)
+                elif kind == _DELETE:
+                    lx = len(x_s)
                     if lx > n:
                         both += n
-                        x = Delete(x[n:])
+                        x_s = x_s[n:]
                         break
                     both += lx
                     n -= lx
                     k += lx
                 else:
                     raise OperationError("transform: operations have different lengths")
-                x = ca[i] if i < n_a else None
+                kind, x_n, x_s = _component(ca, i)
                 i += 1
                 if not n:
                     break
     # What b did not reach can only be a's final insert.
-    while type(x) is str:
+    while kind == _INSERT:
         if ra:
-            put_a(ra)
+            out_a.append(ra)
             ra = 0
-        ia += x
+        ia += x_s
         if ib or db:
-            _close_gap(put_b, ib, db)
+            _close_gap(out_b, ib, db)
             ib = db = ""
-        rb += len(x)
-        x = ca[i] if i < n_a else None
+        rb += len(x_s)
+        kind, x_n, x_s = _component(ca, i)
         i += 1
-    if x is not None:
+    if kind != _END:
         raise OperationError("transform: operations have different lengths")
     if ra:
-        put_a(ra)
+        out_a.append(ra)
     elif ia or da:
-        _close_gap(put_a, ia, da)
+        _close_gap(out_a, ia, da)
     if rb:
-        put_b(rb)
+        out_b.append(rb)
     elif ib or db:
-        _close_gap(put_b, ib, db)
+        _close_gap(out_b, ib, db)
     result = a.target_length + b.target_length - a.base_length + both
     return _make(out_a, b.target_length, result), _make(out_b, a.target_length, result)
 
