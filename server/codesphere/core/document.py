@@ -23,7 +23,9 @@ RECENT_TEXTS = 64
 RECENT_TEXT_BUDGET = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: mypyc compiles a frozen dataclass's __init__ as a call to the interpreted one.
+# Nothing changes an entry once it is made.
+@dataclass(slots=True)
 class LogEntry:
     """One committed operation."""
 

@@ -75,7 +75,7 @@ class Bridge:
     selections: list[Selection] = field(default_factory=list)  # offsets at head
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, for the compiler's sake (see LogEntry)
 class Ack:
     """The result of a committed edit."""
 
