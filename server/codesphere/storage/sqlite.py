@@ -323,6 +323,7 @@ class SqliteStorage:
                 return settled + [(w, False, err) for w in remaining]
             outcomes: list[_Outcome] = []
             aborted_at: int | None = None
+            rerun = False
             for index, write in enumerate(remaining):
                 if guarded:
                     conn.execute("SAVEPOINT write")
@@ -333,8 +334,7 @@ class SqliteStorage:
                     if not guarded and conn.in_transaction:
                         conn.execute("ROLLBACK")
                         if len(remaining) > 1:
-                            guarded = True  # run them all again, each in a savepoint
-                            aborted_at = -1
+                            rerun = guarded = True  # all of them again, each in a savepoint
                             break
                     if not conn.in_transaction:
                         # The whole transaction is gone (rolled back above, or by SQLite on
@@ -349,9 +349,10 @@ class SqliteStorage:
                     if guarded:
                         conn.execute("RELEASE write")
                     outcomes.append((write, True, value))
+            if rerun:
+                continue
             if aborted_at is not None:
-                if aborted_at >= 0:
-                    remaining = remaining[:aborted_at] + remaining[aborted_at + 1 :]
+                remaining = remaining[:aborted_at] + remaining[aborted_at + 1 :]
                 continue
             try:
                 conn.execute("COMMIT")
