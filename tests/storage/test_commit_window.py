@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from codesphere.storage import DocumentRecord, OpRecord, RoomRecord, SqliteStorage
-from codesphere.storage.commit_window import BUSY_ABOVE, IDLE_BELOW, PERIOD_S, CommitWindow
+from codesphere.storage.commit_window import BUSY_ABOVE, HOLD_S, PERIOD_S, CommitWindow
 
 
 class Meter:
@@ -26,24 +26,59 @@ def window(meter: Meter) -> CommitWindow:
     return CommitWindow(0.002, clock=lambda: meter.now, cpu=lambda: meter.cpu)
 
 
-def test_grouping_turns_on_when_the_server_is_busy_and_off_when_it_is_idle() -> None:
+def test_grouping_turns_on_when_busy_and_lasts_a_hold_after_the_last_busy_sample() -> None:
     meter = Meter()
     w = window(meter)
     w.observe()  # the first sample only records where the CPU clock is
     assert w.seconds == 0.0
+    meter.spend(PERIOD_S * 1.2, BUSY_ABOVE - 0.1)
+    w.observe()
+    assert w.seconds == 0.0
     meter.spend(PERIOD_S * 1.2, BUSY_ABOVE + 0.1)
     w.observe()
     assert w.seconds == 0.002
-    # Between the two thresholds it stays as it was: no flapping around one value.
-    meter.spend(PERIOD_S * 1.2, (BUSY_ABOVE + IDLE_BELOW) / 2)
+    # Grouping lowers the load: samples under the threshold do not end it within the hold...
+    meter.spend(HOLD_S / 2, BUSY_ABOVE / 2)
     w.observe()
     assert w.seconds == 0.002
-    meter.spend(PERIOD_S * 1.2, IDLE_BELOW - 0.1)
+    # ...a busy sample renews it...
+    meter.spend(PERIOD_S * 1.2, BUSY_ABOVE + 0.1)
+    w.observe()
+    meter.spend(HOLD_S * 0.9, BUSY_ABOVE / 2)
+    w.observe()
+    assert w.seconds == 0.002
+    # ...and once it is over, the next sample under the threshold ends it.
+    meter.spend(HOLD_S * 0.2, BUSY_ABOVE / 2)
     w.observe()
     assert w.seconds == 0.0
-    meter.spend(PERIOD_S * 1.2, (BUSY_ABOVE + IDLE_BELOW) / 2)
+
+
+def test_moderate_load_after_a_busy_moment_does_not_keep_grouping_on() -> None:
+    """Many clients connecting at once, then a steady load well under the threshold."""
+    meter = Meter()
+    w = window(meter)
+    w.observe()
+    meter.spend(PERIOD_S * 1.2, 1.0)
+    w.observe()
+    assert w.seconds == 0.002
+    for _ in range(int(2 * HOLD_S / PERIOD_S)):
+        meter.spend(PERIOD_S * 1.1, 0.45)
+        w.observe()
+    assert w.seconds == 0.0
+
+
+def test_a_server_still_busy_without_grouping_turns_it_back_on_at_the_next_sample() -> None:
+    meter = Meter()
+    w = window(meter)
+    w.observe()
+    meter.spend(PERIOD_S * 1.2, 0.8)
+    w.observe()
+    meter.spend(HOLD_S * 1.1, 0.45)  # grouping on: the load falls
     w.observe()
     assert w.seconds == 0.0
+    meter.spend(PERIOD_S * 1.2, 0.8)  # without it, the server is busy again
+    w.observe()
+    assert w.seconds == 0.002
 
 
 def test_a_quiet_spell_between_writes_counts_as_idle() -> None:
