@@ -129,7 +129,7 @@ def collect_garbage_less_often() -> None:
     700 allocations start a collection that walks all young objects, and each ten of those one
     that walks older ones too: pauses of 0.5 and 1.5 ms on the event loop, several a second,
     and now and then one of the whole heap. Scenario (b) of bench/load.py read a p99 of
-    2.9-5.7 ms with the defaults and 2.4-2.7 ms with these; the memory used stayed the same.
+    2.8-6.7 ms with the defaults and 2.4-2.8 ms with these; the memory used stayed the same.
     """
     gc.set_threshold(10_000, 10, 10)
 

@@ -35,7 +35,7 @@ checkpoint each second) that made a moderately loaded server look busy for a mom
 HOLD_S: Final = 2.0
 """How long grouping lasts after the last sample that found the server busy.
 
-Grouping lowers the CPU used, by as much as a third when clients type fast, so while it is on
+Grouping lowers the CPU used, by a third or more when clients type fast, so while it is on
 the load no longer tells whether the server would be busy without it. It is therefore switched
 off after a while; if the server is still busy, the next sample switches it back on (about 5 %
 of the time is spent finding out). A fixed threshold for switching off instead left grouping
