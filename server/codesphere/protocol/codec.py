@@ -213,24 +213,8 @@ def position_json(pos: Position) -> dict[str, int]:
     return {"line": pos[0], "character": pos[1]}
 
 
-def changes_json(changes: list[ContentChange]) -> list[dict[str, Any]]:
-    """``contentChanges`` as JSON values."""
-    out: list[dict[str, Any]] = []
-    for c in changes:
-        if c.range is None:
-            out.append({"text": c.text})
-        else:
-            out.append(
-                {
-                    "range": {"start": position_json(c.range[0]), "end": position_json(c.range[1])},
-                    "text": c.text,
-                }
-            )
-    return out
-
-
 def op_json_changes(op: TextOperation, base: str, encoding: Encoding) -> list[dict[str, Any]]:
-    """``changes_json(op_to_changes(op, base, encoding))``, built in one pass.
+    """``op_to_changes(op, base, encoding)`` as JSON values, built in one pass.
 
     An acknowledgement's catch-up for a client that types without pause lists every place the
     others typed since it last paused: no intermediate content changes are made for it.
