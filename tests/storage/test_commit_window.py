@@ -26,6 +26,16 @@ def window(meter: Meter) -> CommitWindow:
     return CommitWindow(0.002, clock=lambda: meter.now, cpu=lambda: meter.cpu)
 
 
+def switched_on(meter: Meter, busy: float = 1.0) -> CommitWindow:
+    """A window that a sample of a server ``busy`` cores busy has just switched on."""
+    w = window(meter)
+    w.observe()
+    meter.spend(PERIOD_S * 1.2, busy)
+    w.observe()
+    assert w.seconds == 0.002
+    return w
+
+
 def test_grouping_turns_on_when_busy_and_lasts_a_hold_after_the_last_busy_sample() -> None:
     meter = Meter()
     w = window(meter)
@@ -56,11 +66,7 @@ def test_grouping_turns_on_when_busy_and_lasts_a_hold_after_the_last_busy_sample
 def test_moderate_load_after_a_busy_moment_does_not_keep_grouping_on() -> None:
     """Many clients connecting at once, then a steady load well under the threshold."""
     meter = Meter()
-    w = window(meter)
-    w.observe()
-    meter.spend(PERIOD_S * 1.2, 1.0)
-    w.observe()
-    assert w.seconds == 0.002
+    w = switched_on(meter)
     for _ in range(int(2 * HOLD_S / PERIOD_S)):
         meter.spend(PERIOD_S * 1.1, 0.45)
         w.observe()
@@ -69,10 +75,7 @@ def test_moderate_load_after_a_busy_moment_does_not_keep_grouping_on() -> None:
 
 def test_a_server_still_busy_without_grouping_turns_it_back_on_at_the_next_sample() -> None:
     meter = Meter()
-    w = window(meter)
-    w.observe()
-    meter.spend(PERIOD_S * 1.2, 0.8)
-    w.observe()
+    w = switched_on(meter, busy=0.8)
     meter.spend(HOLD_S * 1.1, 0.45)  # grouping on: the load falls
     w.observe()
     assert w.seconds == 0.0
@@ -83,11 +86,7 @@ def test_a_server_still_busy_without_grouping_turns_it_back_on_at_the_next_sampl
 
 def test_a_quiet_spell_between_writes_counts_as_idle() -> None:
     meter = Meter()
-    w = window(meter)
-    w.observe()
-    meter.spend(PERIOD_S * 1.2, 1.0)
-    w.observe()
-    assert w.seconds == 0.002
+    w = switched_on(meter)
     meter.spend(5.0, 0.0)  # no writes for five seconds
     meter.spend(0.01, 1.0)
     w.observe()
